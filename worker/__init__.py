@@ -1,0 +1,1 @@
+"""packflow worker: runs an InferenceBackend as a Kafka streaming service."""
