@@ -24,5 +24,8 @@ typecheck: venv
 test: lint typecheck
 	$(BIN)/pytest
 
+demo: venv
+	$(BIN)/python scripts/demo.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
