@@ -19,7 +19,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -530,28 +529,16 @@ async def run_demo(
 # broker and command line
 
 
-def running_broker() -> str | None:
-    """The bootstrap address of the broker ``scripts/kafka`` runs, if one is up."""
-    script = REPO / "scripts" / "kafka"
-    if not script.exists():
-        return None
-    try:
-        done = subprocess.run(
-            [str(script), "status"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        return None
-    found = re.search(r"\b(127\.0\.0\.1|localhost):\d+\b", lines[-1])
-    return found.group(0) if found else None
+def running_broker(state_dirs: list[Path]) -> str | None:
+    """The bootstrap address of a local broker already running from one of ``state_dirs``."""
+    from kafka_local import KafkaLocalError, LocalKafka
+
+    for state_dir in state_dirs:
+        broker = LocalKafka(state_dir)
+        if broker.is_running():
+            with contextlib.suppress(KafkaLocalError):
+                return broker.bootstrap_servers
+    return None
 
 
 async def _main_async(bootstrap: str, say: Say, wait_seconds: float) -> None:
@@ -590,31 +577,33 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     t0 = time.monotonic()
     say("packflow demo: packflow-worker + examples/anomaly_scorer on a local Kafka broker")
-    broker: Any = None
-    try:
-        bootstrap = args.bootstrap_servers or running_broker()
-        if bootstrap:
-            say(f"[  0.0s] Using the Kafka broker at {bootstrap}")
-        else:
-            sys.path.insert(0, str(REPO / "scripts"))
-            from kafka_local import LocalKafka
+    sys.path.insert(0, str(REPO / "scripts"))
+    from kafka_local import DEFAULT_STATE_DIR as BROKER_STATE_DIR
+    from kafka_local import KafkaLocalError, LocalKafka
 
+    broker: LocalKafka | None = None
+    try:
+        # A broker `scripts/kafka start` runs, or one a previous demo left, is reused.
+        bootstrap = args.bootstrap_servers or running_broker([BROKER_STATE_DIR, args.state_dir])
+        if bootstrap:
+            say(f"[  0.0s] Using the running Kafka broker at {bootstrap}")
+        else:
             say(f"[  0.0s] Starting a local Kafka broker (state in {args.state_dir}) ...")
-            broker = LocalKafka(args.state_dir)
+            broker = LocalKafka(args.state_dir, tie_to_parent=True, announce=say)
             bootstrap = broker.start()
             say(f"[{time.monotonic() - t0:5.1f}s] Kafka broker up at {bootstrap}")
         try:
             asyncio.run(_main_async(bootstrap, say, args.timeout))
         finally:
             signal.signal(signal.SIGTERM, interrupted)
-    except DemoError as exc:
+    except (DemoError, KafkaLocalError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("demo: interrupted; cleaned up", file=sys.stderr)
         return 130
     finally:
-        if broker is not None:
+        if broker is not None and broker.is_running():
             say("Stopping the local Kafka broker ...")
             broker.stop()
     say(f"Demo finished in {time.monotonic() - t0:.1f} s.")
