@@ -27,5 +27,11 @@ test: lint typecheck
 demo: venv
 	$(BIN)/python scripts/demo.py
 
+kafka-up:  ## start the local single-node Kafka broker (state in .kafka/); prints its address
+	scripts/kafka start
+
+kafka-down:  ## stop the local Kafka broker
+	scripts/kafka stop
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

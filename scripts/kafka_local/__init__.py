@@ -1,0 +1,52 @@
+"""Start a real Apache Kafka broker from Maven Central jars, without Docker.
+
+Used by ``scripts/kafka`` (the CLI) and by the pytest fixtures in ``tests/conftest.py``::
+
+    from kafka_local import LocalKafka
+
+    broker = LocalKafka(tmp_path / "kafka", tie_to_parent=True)
+    bootstrap = broker.start()  # "127.0.0.1:<port>"
+    ...
+    broker.stop()
+
+Standard library only, so the CLI runs before any virtual env exists.
+"""
+
+from ._errors import (
+    AlreadyRunningError,
+    DownloadError,
+    JavaNotFoundError,
+    KafkaLocalError,
+    NotRunningError,
+    PortInUseError,
+    StartupError,
+)
+from ._probe import BrokerMetadata, ProbeError, check_bootstrap, fetch_metadata
+from .broker import (
+    DEFAULT_JVM_OPTIONS,
+    DEFAULT_KAFKA_VERSION,
+    DEFAULT_LIBS_ROOT,
+    DEFAULT_STATE_DIR,
+    LocalKafka,
+    default_kafka_version,
+)
+
+__all__ = [
+    "DEFAULT_JVM_OPTIONS",
+    "DEFAULT_KAFKA_VERSION",
+    "DEFAULT_LIBS_ROOT",
+    "DEFAULT_STATE_DIR",
+    "AlreadyRunningError",
+    "BrokerMetadata",
+    "DownloadError",
+    "JavaNotFoundError",
+    "KafkaLocalError",
+    "LocalKafka",
+    "NotRunningError",
+    "PortInUseError",
+    "ProbeError",
+    "StartupError",
+    "check_bootstrap",
+    "default_kafka_version",
+    "fetch_metadata",
+]

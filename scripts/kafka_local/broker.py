@@ -1,0 +1,396 @@
+"""``LocalKafka``: one real Apache Kafka broker (KRaft, broker+controller) on loopback."""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from ._config import log4j2_config, server_properties
+from ._errors import (
+    AlreadyRunningError,
+    KafkaLocalError,
+    NotRunningError,
+    PortInUseError,
+    StartupError,
+)
+from ._jars import ensure_jars
+from ._java import find_java
+from ._ports import LOOPBACK, free_port, is_port_free
+from ._probe import ProbeError, fetch_metadata
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_KAFKA_VERSION = "4.4.0"
+DEFAULT_STATE_DIR = REPO_ROOT / ".kafka" / "broker"
+DEFAULT_LIBS_ROOT = REPO_ROOT / ".kafka" / "libs"
+#: Small on purpose: the machines that run the tests have 2 cores.
+DEFAULT_JVM_OPTIONS: tuple[str, ...] = (
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+_MAIN_CLASS = "kafka.Kafka"
+_STORAGE_TOOL = "kafka.tools.StorageTool"
+_PR_SET_PDEATHSIG = 1
+_STARTUP_ATTEMPTS = 3
+
+
+def default_kafka_version() -> str:
+    """The broker version to use: ``$PACKFLOW_KAFKA_VERSION`` or the tested default."""
+    return os.environ.get("PACKFLOW_KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
+
+
+class LocalKafka:
+    """A single-node Kafka broker whose whole state lives in ``state_dir``.
+
+    ``start()`` resolves the jars (cached in ``libs_root/<version>``), formats the data
+    directory on first use, starts the JVM on free loopback ports (or the ports of the
+    previous run when they are still free) and returns once a Metadata request
+    succeeds. ``stop()`` shuts it down cleanly; data and committed offsets survive a
+    restart on the same ``state_dir``.
+
+    With ``tie_to_parent=True`` the JVM also dies with the Python process that started
+    it (Linux ``PR_SET_PDEATHSIG``, plus an ``atexit`` stop), for test fixtures.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str = DEFAULT_STATE_DIR,
+        *,
+        libs_root: Path | str = DEFAULT_LIBS_ROOT,
+        version: str | None = None,
+        port: int | None = None,
+        controller_port: int | None = None,
+        settings: dict[str, str] | None = None,
+        jvm_options: Sequence[str] | None = None,
+        offline: bool = False,
+        tie_to_parent: bool = False,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.libs_root = Path(libs_root).resolve()
+        self.version = version or default_kafka_version()
+        self._requested_port = port
+        self._requested_controller_port = controller_port
+        self._settings = dict(settings or {})
+        self._jvm_options = tuple(jvm_options) if jvm_options is not None else _env_jvm_options()
+        self._offline = offline
+        self._tie_to_parent = tie_to_parent
+        self._announce = announce or (lambda _message: None)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- files in the state dir ------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        """The broker's ``log.dirs``."""
+        return self.state_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's own log (log4j2)."""
+        return self.state_dir / "broker.log"
+
+    @property
+    def jvm_output_file(self) -> Path:
+        """The JVM's stdout and stderr (normally empty)."""
+        return self.state_dir / "jvm.out"
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.state_dir / "broker.pid"
+
+    @property
+    def _ports_file(self) -> Path:
+        return self.state_dir / "broker.ports"
+
+    @property
+    def _properties_file(self) -> Path:
+        return self.state_dir / "server.properties"
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id when it runs, else ``None``."""
+        try:
+            pid = int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if self._is_our_process(pid) else None
+
+    def is_running(self) -> bool:
+        """Tell whether this state dir's broker process is alive."""
+        return self.pid is not None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:<port>`` of the running broker; ``NotRunningError`` if none runs."""
+        if not self.is_running():
+            raise NotRunningError(f"no Kafka broker is running for {self.state_dir}")
+        ports = self._saved_ports()
+        if ports is None:
+            raise NotRunningError(f"{self._ports_file} is missing or unreadable")
+        return f"{LOOPBACK}:{ports[0]}"
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> str:
+        """Start the broker and return its bootstrap address once it answers metadata."""
+        running = self.pid
+        if running is not None:
+            raise AlreadyRunningError(
+                f"a Kafka broker is already running at {self.bootstrap_servers} "
+                f"(pid {running}, state dir {self.state_dir}); stop it first"
+            )
+        java = find_java(17 if not self.version.startswith(("2.", "3.")) else 11)
+        libs = ensure_jars(
+            self.libs_root, self.version, offline=self._offline, announce=self._announce
+        )
+        classpath = str(libs / "*")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._pid_file.unlink(missing_ok=True)
+        deadline = time.monotonic() + timeout
+        for attempt in range(1, _STARTUP_ATTEMPTS + 1):
+            port, controller_port = self._choose_ports(fresh=attempt > 1)
+            self._write_config(port, controller_port)
+            self._format_once(java, classpath)
+            try:
+                return self._launch(java, classpath, port, controller_port, deadline)
+            except PortInUseError:
+                if self._requested_port is not None or attempt == _STARTUP_ATTEMPTS:
+                    raise
+                self._announce("a chosen port was taken meanwhile; retrying with other ports")
+        raise AssertionError("unreachable")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut the broker down (SIGTERM, SIGKILL after ``timeout``)."""
+        pid = self.pid
+        if pid is None:
+            self._pid_file.unlink(missing_ok=True)
+            raise NotRunningError(f"no Kafka broker is running for {self.state_dir}")
+        self._terminate(pid, timeout)
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.is_running():
+            self.stop()
+
+    # -- steps -----------------------------------------------------------------------
+    def _choose_ports(self, *, fresh: bool) -> tuple[int, int]:
+        requested = (self._requested_port, self._requested_controller_port)
+        for port in requested:
+            if port is not None and not is_port_free(port):
+                raise PortInUseError(
+                    f"port {LOOPBACK}:{port} is already in use: choose another one "
+                    "or leave the port out to pick a free one"
+                )
+        saved = None if fresh else self._saved_ports()
+        if saved is not None and not all(is_port_free(p) for p in saved):
+            saved = None
+        port = self._requested_port or (saved[0] if saved else free_port())
+        controller_port = self._requested_controller_port or (saved[1] if saved else 0)
+        while controller_port in (0, port):
+            controller_port = free_port()
+        return port, controller_port
+
+    def _saved_ports(self) -> tuple[int, int] | None:
+        try:
+            port, controller_port = self._ports_file.read_text().split()
+            return int(port), int(controller_port)
+        except (OSError, ValueError):
+            return None
+
+    def _write_config(self, port: int, controller_port: int) -> None:
+        self._properties_file.write_text(
+            server_properties(self.data_dir, port, controller_port, self._settings)
+        )
+        (self.state_dir / "log4j2.xml").write_text(log4j2_config(self.log_file))
+        self._ports_file.write_text(f"{port} {controller_port}\n")
+
+    def _java_command(self, java: Path, classpath: str) -> list[str]:
+        return [
+            str(java),
+            *self._jvm_options,
+            f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={self.state_dir}",
+            "-cp",
+            classpath,
+        ]
+
+    def _format_once(self, java: Path, classpath: str) -> None:
+        if (self.data_dir / "meta.properties").is_file():
+            return
+        self._announce(f"formatting a new KRaft data directory in {self.data_dir}")
+        cluster_id = _random_cluster_id()
+        command = [
+            *self._java_command(java, classpath),
+            _STORAGE_TOOL,
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self._properties_file),
+        ]
+        result = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+        )
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout).strip().splitlines()
+            reason = output[-1] if output else f"exit {result.returncode}"
+            raise StartupError(f"formatting {self.data_dir} failed: {reason}")
+
+    def _launch(
+        self, java: Path, classpath: str, port: int, controller_port: int, deadline: float
+    ) -> str:
+        command = [*self._java_command(java, classpath), _MAIN_CLASS, str(self._properties_file)]
+        with self.jvm_output_file.open("wb") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=self.state_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if self._tie_to_parent else None,
+            )
+        self._process = process
+        self._pid_file.write_text(f"{process.pid}\n")
+        if self._tie_to_parent:
+            atexit.register(self._stop_quietly)
+        try:
+            self._wait_until_ready(process, port, controller_port, deadline)
+        except BaseException:
+            self._terminate(process.pid, 10.0)
+            raise
+        return f"{LOOPBACK}:{port}"
+
+    def _wait_until_ready(
+        self, process: subprocess.Popen[bytes], port: int, controller_port: int, deadline: float
+    ) -> None:
+        last_problem = "no answer yet"
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise self._startup_failure(code, port, controller_port)
+            try:
+                fetch_metadata(LOOPBACK, port, timeout=2.0)
+                return
+            except (OSError, ProbeError) as exc:
+                last_problem = str(exc) or type(exc).__name__
+            if time.monotonic() >= deadline:
+                raise StartupError(
+                    f"Kafka did not answer a metadata request on {LOOPBACK}:{port} in time "
+                    f"({last_problem}); see {self.log_file}"
+                )
+            time.sleep(0.2)
+
+    def _startup_failure(self, code: int, port: int, controller_port: int) -> KafkaLocalError:
+        text = _read_tail(self.log_file) + _read_tail(self.jvm_output_file)
+        if "Address already in use" in text:
+            return PortInUseError(
+                f"port {LOOPBACK}:{port} or {LOOPBACK}:{controller_port} is already in use"
+            )
+        reason = _last_error_line(text) or f"exit code {code}"
+        return StartupError(f"Kafka exited during startup: {reason} (see {self.log_file})")
+
+    def _terminate(self, pid: int, timeout: float) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not self._wait_for_exit(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_for_exit(pid, 10.0)
+        self._pid_file.unlink(missing_ok=True)
+
+    def _wait_for_exit(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self._process
+            if process is not None and process.pid == pid:
+                if process.poll() is not None:
+                    return True
+            elif not _alive(pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _stop_quietly(self) -> None:
+        with contextlib.suppress(KafkaLocalError, OSError):
+            if self.is_running():
+                self.stop()
+
+    def _is_our_process(self, pid: int) -> bool:
+        if not _alive(pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return sys.platform != "linux"  # no /proc: trust the pid file
+        return _MAIN_CLASS.encode() in cmdline and str(self._properties_file).encode() in cmdline
+
+
+def _env_jvm_options() -> tuple[str, ...]:
+    custom = os.environ.get("PACKFLOW_KAFKA_JVM_OPTS")
+    return tuple(custom.split()) if custom else DEFAULT_JVM_OPTIONS
+
+
+def _random_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie is dead
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _read_tail(path: Path, limit: int = 64 * 1024) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _last_error_line(text: str) -> str | None:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for marker in (" ERROR ", "Exception", "Error"):
+        hits = [line for line in lines if marker in line]
+        if hits:
+            return hits[-1][:300]
+    return lines[-1][:300] if lines else None

@@ -1,0 +1,114 @@
+"""``scripts/kafka start|stop|status|logs``: the command-line face of ``LocalKafka``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._errors import KafkaLocalError
+from .broker import DEFAULT_LIBS_ROOT, DEFAULT_STATE_DIR, LocalKafka, default_kafka_version
+
+_PROG = "kafka"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Run a single-node Apache Kafka broker (KRaft) on 127.0.0.1 for "
+        "packflow's tests, demo and benchmarks. Needs Java 17+; Maven once, to fetch jars.",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="broker data, config, pid and log files (default: .kafka/broker)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    start = commands.add_parser("start", help="start a broker and print its bootstrap address")
+    start.add_argument("--port", type=int, help="client port (default: a free one)")
+    start.add_argument("--controller-port", type=int, help="KRaft controller port")
+    start.add_argument(
+        "--kafka-version",
+        default=default_kafka_version(),
+        help="Apache Kafka version from Maven Central (default: %(default)s)",
+    )
+    start.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra broker setting, e.g. --set auto.create.topics.enable=true",
+    )
+    start.add_argument("--offline", action="store_true", help="never download: Maven runs with -o")
+    start.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait until it answers"
+    )
+    stop = commands.add_parser("stop", help="stop the broker")
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
+    commands.add_parser("status", help="print the bootstrap address; exit 1 if not running")
+    logs = commands.add_parser("logs", help="print the end of the broker log")
+    logs.add_argument("-n", "--lines", type=int, default=100, help="lines to print")
+    return parser
+
+
+def _settings(pairs: Sequence[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise KafkaLocalError(f"--set {pair!r} is not KEY=VALUE")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def _announce(message: str) -> None:
+    print(f"{_PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "start":
+        broker = LocalKafka(
+            args.state_dir,
+            libs_root=DEFAULT_LIBS_ROOT,
+            version=args.kafka_version,
+            port=args.port,
+            controller_port=args.controller_port,
+            settings=_settings(args.set),
+            offline=args.offline,
+            announce=_announce,
+        )
+        bootstrap = broker.start(timeout=args.timeout)
+        _announce(f"Apache Kafka {broker.version} is up (pid {broker.pid}, log {broker.log_file})")
+        print(bootstrap, flush=True)
+        return 0
+    broker = LocalKafka(args.state_dir, libs_root=DEFAULT_LIBS_ROOT)
+    if args.command == "stop":
+        broker.stop(timeout=args.timeout)
+        _announce(f"stopped the broker of {broker.state_dir}")
+        return 0
+    if args.command == "status":
+        if not broker.is_running():
+            _announce(f"not running (state dir {broker.state_dir})")
+            return 1
+        print(broker.bootstrap_servers, flush=True)
+        return 0
+    if not broker.log_file.is_file():
+        raise KafkaLocalError(f"no broker log yet at {broker.log_file}")
+    lines = broker.log_file.read_text(errors="replace").splitlines()
+    sys.stdout.write("".join(line + "\n" for line in lines[-max(args.lines, 0) :]))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code (0 ok, 1 error or not running)."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KafkaLocalError as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130

@@ -1,0 +1,264 @@
+"""Shared pytest fixtures: a real Apache Kafka broker for every test that needs one.
+
+``kafka_bootstrap`` (session scope, ``str``)
+    The bootstrap address of a real broker, chosen in this order:
+
+    1. ``$PACKFLOW_TEST_BOOTSTRAP_SERVERS`` when set (it must answer a metadata request);
+    2. testcontainers' Kafka when a Docker engine answers (skipped at once without one);
+    3. the project's own broker (``scripts/kafka_local``): Apache Kafka from Maven Central
+       jars cached in ``.kafka/libs/<version>``, started once per session in a temporary
+       state dir and stopped at the end, also after a failure, Ctrl-C (``finally`` +
+       ``atexit``) or a killed pytest (the JVM gets SIGTERM when pytest dies).
+
+    When none works, every test that needs Kafka fails (never skips) with the reason and
+    the fix. ``PACKFLOW_TEST_KAFKA=local`` skips the Docker probe.
+
+``create_topic`` (function scope)
+    ``await create_topic(partitions=1, *, prefix=None, config=None) -> str`` creates a
+    topic named after the test plus a uuid with the admin client, waits (with a deadline)
+    until every partition has a leader and returns its name. The broker never
+    auto-creates topics: create each one the test uses.
+
+``kafka_admin`` (function scope)
+    A synchronous ``KafkaAdmin`` helper for non-async tests: ``create_topic(...)`` as
+    above and ``describe_topic(name)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import kafka_local  # noqa: E402
+
+BOOTSTRAP_ENV = "PACKFLOW_TEST_BOOTSTRAP_SERVERS"
+MODE_ENV = "PACKFLOW_TEST_KAFKA"
+TOPIC_READY_TIMEOUT = 30.0
+_FIX = (
+    "Fix: install a JDK 17+ (and Maven for the first run, which downloads the broker jars "
+    f"into .kafka/libs), or start a broker yourself (scripts/kafka start) and set {BOOTSTRAP_ENV}"
+    " to the address it prints."
+)
+
+
+class CreateTopic(Protocol):
+    """The callable the ``create_topic`` fixture returns."""
+
+    def __call__(
+        self,
+        partitions: int = 1,
+        *,
+        prefix: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> Awaitable[str]: ...
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker shared by the whole test session."""
+    external = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    if external:
+        yield _check_external(external)
+        return
+    if os.environ.get(MODE_ENV, "auto") != "local":
+        container = _docker_kafka()
+        if container is not None:
+            try:
+                yield container.get_bootstrap_server()
+            finally:
+                container.stop()
+            return
+    yield from _local_kafka()
+
+
+def _check_external(bootstrap: str) -> str:
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            kafka_local.check_bootstrap(bootstrap)
+            return bootstrap
+        except (OSError, kafka_local.ProbeError) as exc:
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"{BOOTSTRAP_ENV}={bootstrap} does not answer a Kafka metadata request "
+                    f"({exc or type(exc).__name__}). Start that broker, or unset {BOOTSTRAP_ENV}"
+                    " to let the tests start their own.",
+                    pytrace=False,
+                )
+            time.sleep(0.5)
+
+
+def _docker_kafka() -> Any | None:
+    """Start testcontainers' Kafka if a Docker engine answers, else return ``None`` fast."""
+    try:
+        from docker.errors import DockerException
+        from testcontainers.community.kafka import KafkaContainer
+    except ImportError:
+        return None
+    try:
+        container = (
+            KafkaContainer()
+            .with_kraft()
+            .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+            .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+            .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+            .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        )
+    except DockerException:
+        return None  # no Docker engine: the usual case on our machines
+    try:
+        container.start()
+    except Exception as exc:  # Docker answers but cannot run it: use our own broker
+        warnings.warn(
+            f"testcontainers' Kafka did not start ({exc}); using scripts/kafka_local",
+            stacklevel=1,
+        )
+        with contextlib.suppress(Exception):
+            container.stop()
+        return None
+    return container
+
+
+def _local_kafka() -> Iterator[str]:
+    state_dir = Path(tempfile.mkdtemp(prefix="packflow-test-kafka-"))
+    broker = kafka_local.LocalKafka(state_dir / "broker", tie_to_parent=True)
+    try:
+        try:
+            bootstrap = broker.start(timeout=150.0)
+        except kafka_local.KafkaLocalError as exc:
+            pytest.fail(f"Kafka is unavailable for the tests: {exc}. {_FIX}", pytrace=False)
+        yield bootstrap
+    finally:
+        with contextlib.suppress(kafka_local.KafkaLocalError):
+            if broker.is_running():
+                broker.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def topic_name(base: str) -> str:
+    """A unique, legal topic name derived from ``base`` (a test name or a prefix)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "topic"
+    return f"{cleaned[:200]}-{uuid.uuid4().hex[:12]}"
+
+
+async def create_kafka_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int = 1,
+    config: dict[str, str] | None = None,
+    ready_within: float = TOPIC_READY_TIMEOUT,
+) -> None:
+    """Create ``name`` and wait until each of its partitions has a leader."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import for_code
+
+    if partitions < 1:
+        raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="packflow-tests")
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, 1, topic_configs=dict(config or {}))]
+        )
+        for entry in response.topic_errors:
+            if entry[1] != 0:
+                detail = entry[2] if len(entry) > 2 and entry[2] else for_code(entry[1]).__name__
+                raise RuntimeError(f"creating topic {entry[0]!r} failed: {detail}")
+        await _wait_for_leaders(admin, name, partitions, time.monotonic() + ready_within)
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: Any, name: str, partitions: int, deadline: float) -> None:
+    state = "no metadata yet"
+    while time.monotonic() < deadline:
+        topics = await admin.describe_topics([name])
+        info = next((t for t in topics if t["topic"] == name), None)
+        if info is not None and info["error_code"] == 0:
+            leaders = [p["leader"] for p in info["partitions"]]
+            if len(leaders) == partitions and all(leader >= 0 for leader in leaders):
+                return
+            state = f"{len(leaders)}/{partitions} partitions, leaders {sorted(leaders)}"
+        elif info is not None:
+            state = f"error code {info['error_code']}"
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"topic {name!r} has no leader for every partition in time ({state})")
+
+
+@pytest.fixture
+def create_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> CreateTopic:
+    """Async factory of fresh topics, named after the requesting test (see module doc)."""
+
+    async def create(
+        partitions: int = 1, *, prefix: str | None = None, config: dict[str, str] | None = None
+    ) -> str:
+        name = topic_name(prefix or request.node.name)
+        await create_kafka_topic(kafka_bootstrap, name, partitions, config)
+        return name
+
+    return create
+
+
+class KafkaAdmin:
+    """Synchronous topic helpers for tests that do not run an event loop."""
+
+    def __init__(self, bootstrap: str, test_name: str) -> None:
+        self.bootstrap = bootstrap
+        self._test_name = test_name
+
+    def create_topic(
+        self,
+        partitions: int = 1,
+        *,
+        prefix: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> str:
+        """Create a unique topic and wait for its leaders; return its name."""
+        name = topic_name(prefix or self._test_name)
+        _run_sync(lambda: create_kafka_topic(self.bootstrap, name, partitions, config))
+        return name
+
+    def describe_topic(self, name: str) -> dict[str, Any]:
+        """Return the admin client's metadata dict for ``name``."""
+
+        async def describe() -> dict[str, Any]:
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                topics = await admin.describe_topics([name])
+            finally:
+                await admin.close()
+            return dict(next(t for t in topics if t["topic"] == name))
+
+        return _run_sync(describe)
+
+
+def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        return await make()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def kafka_admin(kafka_bootstrap: str, request: pytest.FixtureRequest) -> KafkaAdmin:
+    """Synchronous admin helper bound to ``kafka_bootstrap`` (see module doc)."""
+    return KafkaAdmin(kafka_bootstrap, request.node.name)
