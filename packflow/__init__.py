@@ -2,6 +2,8 @@
 
 from importlib.metadata import version as _version
 
+from packflow.backend import BackendConfig, InferenceBackend, RunResult
+
 __version__ = _version("packflow")
 
-__all__ = ["__version__"]
+__all__ = ["BackendConfig", "InferenceBackend", "RunResult", "__version__"]

@@ -65,7 +65,18 @@ class PreprocessorInitError(PackflowError):
 
 
 class PreprocessorRuntimeError(PackflowError):
-    """A record could not be preprocessed; the message names the record index and field."""
+    """A record could not be preprocessed; the message names the record index and field.
+
+    ``record_index`` (the failing record's position in the batch) and ``field`` (the field
+    path involved) are set when the failure can be pinned to them, else ``None``.
+    """
+
+    def __init__(
+        self, message: str, *, record_index: int | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.record_index = record_index
+        self.field = field
 
 
 class UnknownPreprocessorError(PackflowError):

@@ -1,0 +1,347 @@
+"""``InferenceBackend``: the base class model authors subclass, and its ``RunResult``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any, ClassVar
+
+import structlog
+
+from packflow.backend.configuration import BackendConfig, load_backend_configuration
+from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
+from packflow.backend.preprocessors import Preprocessor, get_preprocessor
+from packflow.backend.validation import InferenceBackendValidator
+from packflow.exceptions import (
+    InferenceBackendInitializationError,
+    InferenceBackendRuntimeError,
+    PreprocessorRuntimeError,
+)
+
+__all__ = ["InferenceBackend", "RunResult"]
+
+# (batch_size, preprocess, transform_inputs, execute, transform_outputs); times in ns,
+# None for a step that did not run.
+_CallTimes = tuple[int | None, int | None, int | None, int | None, int | None]
+_NO_CALL: _CallTimes = (None, None, None, None, None)
+_SLOT = {name: slot for slot, name in enumerate(STEP_NAMES, start=1)}
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What :meth:`InferenceBackend.run` returns.
+
+    Attributes:
+        outputs: the list the last pipeline step returned (not checked for length).
+        metrics: batch size and milliseconds per step that ran, with their total.
+    """
+
+    outputs: list[Any]
+    metrics: ExecutionMetrics
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def _metrics_dict(times: _CallTimes) -> dict[str, Any]:
+    batch_size, *step_ns = times
+    execution_times = {
+        name: ns / 1e6 for name, ns in zip(STEP_NAMES, step_ns, strict=True) if ns is not None
+    }
+    metrics: dict[str, Any] = {"execution_times": execution_times}
+    if batch_size is not None:
+        metrics["batch_size"] = batch_size
+    return metrics
+
+
+def _check_records(records: list[Any]) -> None:
+    """Raise ``InferenceBackendRuntimeError`` naming the first record that is not a dict."""
+    if len(records) == 1:
+        if isinstance(records[0], dict):
+            return
+    elif set(map(type, records)) <= {dict}:
+        return
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InferenceBackendRuntimeError(
+                f"Inputs must be records (a list of dicts): record {index} is a "
+                f"{type(record).__name__}, not a dict",
+                record_index=index,
+            )
+
+
+class InferenceBackend(ABC):
+    """Base class of inference backends: subclass it and implement :meth:`execute`.
+
+    Optionally define ``initialize()`` (run once, timed, at construction),
+    ``transform_inputs(data)``, ``transform_outputs(data)`` and ``ready()``. Do not override
+    ``__init__``: configure the backend with a ``BackendConfig`` subclass named in
+    ``backend_config_model`` and keyword arguments.
+
+    A call ``backend(inputs)`` takes one record (a dict, answered with a dict) or records (a
+    list of dicts, answered with a list) and runs::
+
+        preprocess -> transform_inputs (if defined) -> execute -> transform_outputs (if defined)
+
+    timing every step (see :meth:`get_metrics`). A step that raises is reported as
+    ``InferenceBackendRuntimeError`` with ``.step`` set to its name and the original
+    exception chained as ``__cause__``.
+    """
+
+    backend_config_model: ClassVar[type[BackendConfig] | BackendConfig] = BackendConfig
+
+    config: BackendConfig
+    logger: Any
+    init_time_ms: float
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.logger = structlog.get_logger("packflow", backend=type(self).__name__)
+        self.config = load_backend_configuration(self.backend_config_model, **kwargs)
+        self._preprocessor: Preprocessor = get_preprocessor(self.config)
+        self._last_call: _CallTimes = _NO_CALL
+        self._initialize()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def initialize(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Load models or other resources; runs once, timed, at the end of ``__init__``.
+
+        Any exception becomes ``InferenceBackendInitializationError`` (chained).
+        """
+
+    def ready(self) -> bool:
+        """Whether the backend can take traffic; packflow itself never calls it.
+
+        Outside systems (the worker's readiness probe) ask it. ``True`` by default.
+        """
+        return True
+
+    @abstractmethod
+    def execute(self, inputs: Any) -> Any:
+        """Run the model on the (preprocessed, transformed) inputs of one batch.
+
+        Keep pre- and post-processing in ``transform_inputs``/``transform_outputs`` so each
+        is timed on its own. The pipeline's final output must be a list with one row
+        (ideally a JSON-serializable dict) per input record.
+        """
+
+    def _initialize(self) -> None:
+        start = perf_counter_ns()
+        try:
+            self.initialize()
+        except Exception as exc:
+            raise InferenceBackendInitializationError(
+                f"initialize() of {type(self).__name__} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.init_time_ms = (perf_counter_ns() - start) / 1e6
+        self.logger.info("backend_initialized", init_time_ms=round(self.init_time_ms, 3))
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def __call__(self, inputs: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Run the pipeline on one record (dict -> dict) or records (list -> list).
+
+        Raises:
+            InferenceBackendRuntimeError: the input is not a dict or a list of dicts
+                (``record_index`` names the bad record), a step raised (``step`` names it),
+                the final output is not a list, or a dict input produced no output row.
+        """
+        if isinstance(inputs, list):
+            records = inputs
+        elif isinstance(inputs, dict):
+            records = [inputs]
+        else:
+            raise InferenceBackendRuntimeError(
+                "Inputs must be a dictionary or Records (a list of dictionaries). "
+                f"Type received: {type(inputs).__name__}"
+            )
+        _check_records(records)
+        outputs, times = self._run_pipeline(records)
+        self._last_call = times
+        if self.config.verbose:
+            self._log_call(times)
+        if records is inputs:
+            return outputs
+        if not outputs:
+            raise InferenceBackendRuntimeError(
+                f"{type(self).__name__} returned an empty list for a single record; "
+                "expected one output row"
+            )
+        return outputs[0]
+
+    def run(self, records: list[dict[str, Any]]) -> RunResult:
+        """Run the pipeline on a batch of records; safe to call from several threads at once.
+
+        This is the entry point for runtimes (the Kafka worker). It runs the same steps as
+        ``backend(records)`` -- ``preprocess`` -> ``transform_inputs`` (if defined) ->
+        ``execute`` -> ``transform_outputs`` (if defined) -- and returns the final output
+        together with the call's own metrics instead of storing them on the backend, so
+        concurrent calls never see each other's state (``get_metrics()`` is not updated).
+
+        It takes records only (a single dict is not wrapped) and does not check that the
+        output has one row per record: the caller decides what a length mismatch means.
+
+        Args:
+            records: the batch, a list of dicts.
+
+        Returns:
+            ``RunResult(outputs, metrics)``: ``outputs`` is the list returned by the last
+            step; ``metrics.execution_times`` holds milliseconds per step that ran.
+
+        Raises:
+            InferenceBackendRuntimeError: ``records`` is not a list (``step=None``), a record
+                is not a dict (``step=None``, ``record_index`` set), a step raised (``step``
+                names it, the original exception is ``__cause__``, and ``record_index`` is
+                set when the preprocessor could pin the failure to a record), or the final
+                output is not a list (``step=None``).
+        """
+        if not isinstance(records, list):
+            raise InferenceBackendRuntimeError(
+                f"run() takes records (a list of dicts); got {type(records).__name__}"
+            )
+        _check_records(records)
+        outputs, times = self._run_pipeline(records)
+        return RunResult(
+            outputs, _build_metrics(len(records), _metrics_dict(times)["execution_times"])
+        )
+
+    def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
+        clock = perf_counter_ns
+        t0 = clock()
+        try:
+            data = self._preprocessor.process(records)
+        except Exception as exc:
+            raise self._preprocess_failed(exc) from exc
+        t1 = clock()
+        preprocess_ns = t1 - t0
+
+        transform_inputs = getattr(self, "transform_inputs", None)
+        transform_inputs_ns = None
+        if transform_inputs is not None:
+            try:
+                data = transform_inputs(data)
+            except Exception as exc:
+                raise self._step_failed("transform_inputs", exc) from exc
+            t2 = clock()
+            transform_inputs_ns = t2 - t1
+            t1 = t2
+
+        try:
+            data = self.execute(data)
+        except Exception as exc:
+            raise self._step_failed("execute", exc) from exc
+        t2 = clock()
+        execute_ns = t2 - t1
+
+        transform_outputs = getattr(self, "transform_outputs", None)
+        transform_outputs_ns = None
+        if transform_outputs is not None:
+            try:
+                data = transform_outputs(data)
+            except Exception as exc:
+                raise self._step_failed("transform_outputs", exc) from exc
+            transform_outputs_ns = clock() - t2
+
+        if not isinstance(data, list):
+            raise InferenceBackendRuntimeError(
+                f"Output of inference backend {type(self).__name__} is not a list. "
+                f"Received type: {type(data).__name__}"
+            )
+        times: _CallTimes = (
+            len(records),
+            preprocess_ns,
+            transform_inputs_ns,
+            execute_ns,
+            transform_outputs_ns,
+        )
+        return data, times
+
+    def _step_failed(self, step: str, exc: Exception) -> InferenceBackendRuntimeError:
+        return InferenceBackendRuntimeError(
+            f"{step}() failed with the following error: {exc} "
+            f"({type(exc).__name__} in step '{step}' of {type(self).__name__})",
+            step=step,
+            record_index=getattr(exc, "record_index", None),
+        )
+
+    def _preprocess_failed(self, exc: Exception) -> InferenceBackendRuntimeError:
+        if not isinstance(exc, PreprocessorRuntimeError):
+            wrapped = PreprocessorRuntimeError(
+                f"Failed to preprocess inputs with the following exception: {exc}"
+            )
+            wrapped.__cause__ = exc
+            exc = wrapped
+        error = self._step_failed("preprocess", exc)
+        return error
+
+    def _log_call(self, times: _CallTimes) -> None:
+        metrics = _metrics_dict(times)
+        execution_times = metrics["execution_times"]
+        self.logger.info(
+            "backend_call",
+            batch_size=metrics["batch_size"],
+            execution_times_ms=execution_times,
+            total_execution_time_ms=sum(execution_times.values()),
+        )
+
+    # -- 0.4.x compatible helpers ------------------------------------------------------------
+
+    def _preprocess(self, raw_inputs: list[dict[str, Any]]) -> Any:
+        """Run the configured preprocessor (the pipeline's ``preprocess`` step)."""
+        return self._preprocessor(raw_inputs)
+
+    def _execute_and_profile_step(self, method: Callable[[Any], Any], data: Any) -> Any:
+        """Run one step, timing it into the metrics and wrapping its errors.
+
+        The step name is ``method.__name__`` without leading/trailing underscores.
+        """
+        name = method.__name__.strip("_")
+        start = perf_counter_ns()
+        try:
+            result = method(data)
+        except Exception as exc:
+            raise self._step_failed(name, exc) from exc
+        elapsed = perf_counter_ns() - start
+        slot = _SLOT.get(name)
+        if slot is not None:
+            times = list(self._last_call)
+            times[slot] = elapsed
+            self._last_call = tuple(times)  # type: ignore[assignment]
+        return result
+
+    @property
+    def _execution_metrics(self) -> dict[str, Any]:
+        """The last call's metrics as a dict (``batch_size``, ``execution_times`` in ms)."""
+        return _metrics_dict(self._last_call)
+
+    def get_metrics(self) -> ExecutionMetrics:
+        """Metrics of the last ``backend(inputs)`` call (built on demand).
+
+        Raises:
+            pydantic.ValidationError: no call has completed yet.
+        """
+        return ExecutionMetrics.model_validate(self._execution_metrics)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def check_io(self, inputs: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Run ``inputs`` through the backend and check the input/output contract.
+
+        Checks: the input is records; the output is a list of dicts, one per input record,
+        each JSON-serializable. Returns the outputs (a dict for a dict input).
+
+        Raises:
+            InferenceBackendValidationError: a contract violation (the row index is named).
+            InferenceBackendRuntimeError: the backend itself failed.
+        """
+        return InferenceBackendValidator(self).run(inputs)
+
+    def validate(self, inputs: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Alias of :meth:`check_io` (the packflow 0.4.0 name)."""
+        return self.check_io(inputs)

@@ -1,0 +1,162 @@
+"""Backend configuration: the ``BackendConfig`` model and how its values are resolved.
+
+Values are deep-merged from three layers, lowest first:
+
+1. the defaults of the model (or the values of a ``BackendConfig`` *instance* used as
+   ``backend_config_model``);
+2. the keyword arguments given to the backend (``Backend(**kwargs)``; packflow 0.4.1 loaders
+   pass the ``backend_config`` section of ``packflow.yaml`` this way);
+3. the ``"configs"`` object of the JSON file named by the environment variable
+   ``BACKEND_CONFIG_FILE_PATH`` (the packflow 0.4.0 route).
+
+Nested dicts merge key by key; lists and scalars are replaced. The caller's objects are never
+mutated.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import BaseModel, Field
+
+from packflow.constants import BACKEND_CONFIG_PATH_ENV_VAR_NAME
+
+__all__ = [
+    "BackendConfig",
+    "InputFormats",
+    "load_backend_configuration",
+]
+
+ConfigT = TypeVar("ConfigT", bound="BackendConfig")
+
+_logger = structlog.get_logger("packflow.backend.configuration")
+
+
+class InputFormats(enum.Enum):
+    """How the built-in preprocessor shapes records before ``transform_inputs``/``execute``."""
+
+    PASSTHROUGH = "passthrough"
+    RECORDS = "records"
+    NUMPY = "numpy"
+
+
+class BackendConfig(BaseModel):
+    """Configuration of an ``InferenceBackend``; subclass it to add your own fields.
+
+    Attributes:
+        verbose: log one structured line with the metrics of every call (INFO level).
+        input_format: ``"records"`` (default), ``"numpy"`` or ``"passthrough"``.
+        rename_fields: ``{old_name: new_name}``; dotted paths reach into nested dicts.
+        feature_names: fields to keep, in this order (names *after* renaming).
+        flatten_nested_inputs: flatten nested dicts into ``"a.b"`` keys.
+        flatten_lists: when flattening, also flatten lists into ``"a.0"`` keys.
+        nested_field_delimiter: the separator of nested paths (default ``"."``).
+        ignore_delimiter_collisions: do not fail when a key that contains the delimiter
+            makes a requested nested path ambiguous (the literal key then wins).
+        output_keys: keys every output row is expected to have; ``validate()`` warns
+            about declared keys that no output row has (packflow 0.4.1).
+    """
+
+    verbose: bool = False
+    input_format: InputFormats = InputFormats.RECORDS
+    rename_fields: dict[str, str] = Field(default_factory=dict)
+    feature_names: list[str] = Field(default_factory=list)
+    flatten_nested_inputs: bool = False
+    flatten_lists: bool = False
+    nested_field_delimiter: str = Field(default=".", min_length=1)
+    ignore_delimiter_collisions: bool = False
+    output_keys: list[str] = Field(default_factory=list)
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a new dict: ``override`` merged into ``base``, dicts key by key, never in place."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _load_overrides_from_env() -> dict[str, Any]:
+    """Read the ``"configs"`` object of the JSON file named by ``BACKEND_CONFIG_FILE_PATH``.
+
+    Returns ``{}`` when the variable is unset or empty. A missing or unreadable file, a file
+    that is not a JSON object, or one without a ``"configs"`` object logs a warning naming
+    the file and is ignored.
+    """
+    path = os.environ.get(BACKEND_CONFIG_PATH_ENV_VAR_NAME)
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            content = json.load(fh)
+    except (OSError, ValueError) as exc:
+        _logger.warning(
+            "backend_config_file_ignored",
+            path=path,
+            env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
+            reason=f"{type(exc).__name__}: {exc}",
+        )
+        return {}
+    if not isinstance(content, dict):
+        _logger.warning(
+            "backend_config_file_ignored",
+            path=path,
+            env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
+            reason=f"top level is a JSON {type(content).__name__}, expected an object",
+        )
+        return {}
+    configs = content.get("configs")
+    if not isinstance(configs, dict):
+        _logger.warning(
+            "backend_config_file_ignored",
+            path=path,
+            env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
+            reason='no "configs" object at the top level',
+        )
+        return {}
+    return configs
+
+
+def _resolve_configs(
+    backend_kwargs: Mapping[str, Any], base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Deep-merge ``base`` < ``backend_kwargs`` < the env-file overrides into a new dict."""
+    merged = _deep_merge(base or {}, backend_kwargs)
+    overrides = _load_overrides_from_env()
+    if overrides:
+        merged = _deep_merge(merged, overrides)
+    return merged
+
+
+def load_backend_configuration(
+    backend_config_model: type[ConfigT] | ConfigT = BackendConfig,  # type: ignore[assignment]
+    **backend_kwargs: Any,
+) -> ConfigT:
+    """Build and validate a backend configuration.
+
+    Args:
+        backend_config_model: a ``BackendConfig`` subclass, or an instance whose values
+            become the lowest layer of the hierarchy.
+        **backend_kwargs: configuration values; the env file (if any) overrides them.
+
+    Raises:
+        pydantic.ValidationError: a value is invalid, or a field without default is missing.
+    """
+    if isinstance(backend_config_model, BackendConfig):
+        model = type(backend_config_model)
+        base: dict[str, Any] = backend_config_model.model_dump()
+    else:
+        model = backend_config_model
+        base = {}
+    merged = _resolve_configs(backend_kwargs, base)
+    return model.model_validate(merged)

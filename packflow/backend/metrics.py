@@ -1,0 +1,48 @@
+"""Execution metrics of one backend call: batch size and milliseconds per pipeline step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, model_validator
+
+__all__ = ["ExecutionMetrics", "ExecutionTimes"]
+
+STEP_NAMES = ("preprocess", "transform_inputs", "execute", "transform_outputs")
+
+
+class ExecutionTimes(BaseModel):
+    """Milliseconds spent in each pipeline step; optional steps are ``None`` when not defined."""
+
+    preprocess: float
+    transform_inputs: float | None = None
+    execute: float
+    transform_outputs: float | None = None
+
+    def total(self) -> float:
+        """Sum of the times of the steps that ran."""
+        return float(sum(getattr(self, name) or 0.0 for name in STEP_NAMES))
+
+
+class ExecutionMetrics(BaseModel):
+    """Metrics of one call: ``batch_size``, ``execution_times`` (ms) and their total (ms)."""
+
+    batch_size: int
+    execution_times: ExecutionTimes
+    total_execution_time: float | None = None
+
+    @model_validator(mode="after")
+    def _compute_total(self) -> ExecutionMetrics:
+        self.total_execution_time = self.execution_times.total()
+        return self
+
+
+def _build_metrics(batch_size: int, times_ms: dict[str, float]) -> ExecutionMetrics:
+    """Build an ``ExecutionMetrics`` from already-trusted values, skipping validation."""
+    fields: dict[str, Any] = {name: times_ms[name] for name in STEP_NAMES if name in times_ms}
+    times = ExecutionTimes.model_construct(**fields)
+    return ExecutionMetrics.model_construct(
+        batch_size=batch_size,
+        execution_times=times,
+        total_execution_time=times.total(),
+    )

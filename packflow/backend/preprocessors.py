@@ -1,0 +1,438 @@
+"""Built-in preprocessors: shape raw records before ``transform_inputs``/``execute``.
+
+* :class:`PassthroughPreprocessor` returns the records untouched.
+* :class:`RecordsPreprocessor` renames, filters/orders and optionally flattens fields. With
+  none of ``rename_fields``, ``feature_names`` or ``flatten_nested_inputs`` set it returns the
+  caller's list itself (no copy).
+* :class:`NumpyPreprocessor` builds a 2-D ``ndarray``: one row per record, one column per
+  feature.
+
+Paths are compiled once, when the preprocessor is built; a call walks each record only along
+the requested paths (it never flattens a whole record unless ``flatten_nested_inputs`` is set
+without ``feature_names``, where the flattened record *is* the output).
+
+Semantics chosen where packflow 0.4.x was unclear (see ``RecordsPreprocessor``):
+
+* a field that is absent is left out of the output; a field present with the value ``None``
+  is kept (0.4.x dropped it).
+* without ``feature_names``, ``rename_fields`` *moves* a field: the old key disappears and the
+  new one holds its value, beside the record's other fields (0.4.x kept the old key and let
+  an original field overwrite a renamed one).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from packflow.backend.configuration import BackendConfig, InputFormats
+from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
+from packflow.utils._paths import MISSING, AmbiguousPathError, Path
+from packflow.utils.data import flatten_dict
+
+__all__ = [
+    "NumpyPreprocessor",
+    "PassthroughPreprocessor",
+    "Preprocessor",
+    "RecordsPreprocessor",
+    "get_preprocessor",
+]
+
+Records = list[dict[str, Any]]
+_NO_IDS: set[int] = set()
+
+
+def get_preprocessor(config: BackendConfig) -> Preprocessor:
+    """Build the preprocessor named by ``config.input_format``."""
+    if config.input_format == InputFormats.RECORDS:
+        return RecordsPreprocessor(config)
+    if config.input_format == InputFormats.NUMPY:
+        return NumpyPreprocessor(config)
+    return PassthroughPreprocessor(config)
+
+
+class Preprocessor(ABC):
+    """Base class of the preprocessors: ``resolve()`` once, then ``process()`` per call."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.resolve()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def __call__(self, raw_inputs: Records) -> Any:
+        """Run :meth:`process`; failures raise ``PreprocessorRuntimeError`` (chained)."""
+        try:
+            return self.process(raw_inputs)
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise PreprocessorRuntimeError(
+                f"Failed to preprocess inputs with the following exception: {exc}"
+            ) from exc
+
+    @abstractmethod
+    def resolve(self) -> None:
+        """Check the configuration and prepare whatever ``process`` needs."""
+
+    @abstractmethod
+    def process(self, raw_inputs: Records) -> Any:
+        """Transform a batch of records."""
+
+
+class PassthroughPreprocessor(Preprocessor):
+    """Returns its input untouched."""
+
+    def resolve(self) -> None:
+        """Nothing to prepare."""
+
+    def process(self, raw_inputs: Records) -> Records:
+        """Return ``raw_inputs`` itself."""
+        return raw_inputs
+
+
+def _record_error(index: int, exc: Exception) -> PreprocessorRuntimeError:
+    field = exc.key_path if isinstance(exc, AmbiguousPathError) else None
+    return PreprocessorRuntimeError(
+        f"Failed to preprocess inputs: record {index}: {exc}", record_index=index, field=field
+    )
+
+
+def _not_a_record(index: int, record: Any) -> PreprocessorRuntimeError:
+    return PreprocessorRuntimeError(
+        f"Failed to preprocess inputs: record {index} is not a dict (got {type(record).__name__})",
+        record_index=index,
+    )
+
+
+def _set_owned(out: dict[str, Any], parts: tuple[str, ...], value: Any, owned: set[int]) -> None:
+    """Set ``parts`` in ``out``, copying any dict on the way that ``out`` does not own.
+
+    ``owned`` holds the ids of the dicts created for this output, so the caller's nested
+    dicts are never written to. A non-dict on the way makes this a no-op.
+    """
+    current = out
+    for part in parts[:-1]:
+        child = current.get(part, MISSING)
+        if child is MISSING:
+            child = current[part] = {}
+            owned.add(id(child))
+        elif not isinstance(child, dict):
+            return
+        elif id(child) not in owned:
+            child = current[part] = dict(child)
+            owned.add(id(child))
+        current = child
+    current[parts[-1]] = value
+
+
+def _delete_owned(out: dict[str, Any], parts: tuple[str, ...], owned: set[int]) -> None:
+    """Delete ``parts`` from ``out``, copying the dicts on the way that ``out`` does not own."""
+    current = out
+    for part in parts[:-1]:
+        child = current.get(part)
+        if not isinstance(child, dict):
+            return
+        if id(child) not in owned:
+            child = current[part] = dict(child)
+            owned.add(id(child))
+        current = child
+    current.pop(parts[-1], None)
+
+
+class _Field:
+    """One output field: where it is read from and how it is written."""
+
+    __slots__ = ("name", "skip_if_set", "source", "target")
+
+    def __init__(self, source: Path, name: str, target: Path, skip_if_set: bool) -> None:
+        self.source = source
+        self.name = name
+        # ``target.nested`` -> written as nested dicts (records mode without flattening).
+        self.target = target
+        # A feature that a rename may already have produced is skipped when it is present.
+        self.skip_if_set = skip_if_set
+
+
+class RecordsPreprocessor(Preprocessor):
+    """Rename, filter/order and optionally flatten the fields of each record.
+
+    * ``rename_fields`` ``{old: new}``: ``old`` may be a nested path (``"a.b"``); a ``new``
+      containing the delimiter is written as nested dicts (flat key when flattening).
+    * ``feature_names``: the output holds the renamed fields, then each feature in order
+      (features are names after renaming; a feature a rename already produced is not read
+      again). Absent fields are left out.
+    * ``flatten_nested_inputs``: fields are looked up in (and, without ``feature_names``, the
+      output is) the flattened record, with lists flattened only if ``flatten_lists``.
+    * Without flattening, a key that contains the delimiter and makes a requested path
+      ambiguous (``{"a.b": 1, "a": {"b": 2}}`` for ``"a.b"``) raises an error naming the
+      record and the key, unless ``ignore_delimiter_collisions`` (the literal key then
+      wins). Only the requested paths are checked, not every key of the record.
+
+    Errors raise ``PreprocessorRuntimeError`` with ``record_index`` and ``field``.
+    """
+
+    passthrough: bool
+
+    def resolve(self) -> None:
+        """Compile the field paths; decide passthrough mode."""
+        config = self.config
+        self.passthrough = not (
+            config.rename_fields or config.feature_names or config.flatten_nested_inputs
+        )
+        if self.passthrough:
+            return
+        delimiter = config.nested_field_delimiter
+        flatten = config.flatten_nested_inputs
+        self._flatten = flatten
+        self._flatten_lists = config.flatten_lists
+        self._check = not config.ignore_delimiter_collisions
+        self._delimiter = delimiter
+
+        targets = set(config.rename_fields.values())
+        self._renames = [
+            _Field(Path(old, delimiter), new, Path(new, delimiter), False)
+            for old, new in config.rename_fields.items()
+        ]
+        self._features: list[_Field] = []
+        seen: set[str] = set()
+        for name in config.feature_names:
+            if name in seen:
+                continue
+            seen.add(name)
+            skip = any(_related(name, target, delimiter) for target in targets)
+            path = Path(name, delimiter)
+            self._features.append(_Field(path, name, path, skip))
+        self._nested_out = not flatten and any(
+            f.target.nested for f in (*self._renames, *self._features)
+        )
+        self._process: Callable[[Records], Records]
+        if config.feature_names:
+            self._process = self._select_flat if flatten else self._select_direct
+        else:
+            self._process = self._move_flat if flatten else self._move_direct
+
+    def process(self, raw_inputs: Records) -> Records:
+        """Transform ``raw_inputs`` (the list itself is returned in passthrough mode)."""
+        if self.passthrough:
+            return raw_inputs
+        if not isinstance(raw_inputs, list):
+            raise PreprocessorRuntimeError(
+                f"Failed to preprocess inputs: expected a list of records, "
+                f"got {type(raw_inputs).__name__}"
+            )
+        return self._process(raw_inputs)
+
+    # -- with feature_names ---------------------------------------------------------------
+
+    def _select_direct(self, records: Records) -> Records:
+        renames, features, check = self._renames, self._features, self._check
+        nested_out = self._nested_out
+        out_records: Records = []
+        append = out_records.append
+        index = 0
+        try:
+            for index, record in enumerate(records):
+                if not isinstance(record, dict):
+                    raise _not_a_record(index, record)
+                out: dict[str, Any] = {}
+                owned: set[int] = {id(out)} if nested_out else _NO_IDS
+                for field in renames:
+                    value = field.source.direct(record, check)
+                    if value is not MISSING:
+                        if nested_out and field.target.nested:
+                            _set_owned(out, field.target.parts, value, owned)
+                        else:
+                            out[field.name] = value
+                for field in features:
+                    if field.skip_if_set and field.target.direct(out) is not MISSING:
+                        continue
+                    value = field.source.direct(record, check)
+                    if value is not MISSING:
+                        if nested_out and field.target.nested:
+                            _set_owned(out, field.target.parts, value, owned)
+                        else:
+                            out[field.name] = value
+                append(out)
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise _record_error(index, exc) from exc
+        return out_records
+
+    def _select_flat(self, records: Records) -> Records:
+        renames, features, lists = self._renames, self._features, self._flatten_lists
+        out_records: Records = []
+        append = out_records.append
+        index = 0
+        try:
+            for index, record in enumerate(records):
+                if not isinstance(record, dict):
+                    raise _not_a_record(index, record)
+                out: dict[str, Any] = {}
+                for field in renames:
+                    value = field.source.flat(record, lists)
+                    if value is not MISSING:
+                        out[field.name] = value
+                for field in features:
+                    if field.skip_if_set and field.name in out:
+                        continue
+                    value = field.source.flat(record, lists)
+                    if value is not MISSING:
+                        out[field.name] = value
+                append(out)
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise _record_error(index, exc) from exc
+        return out_records
+
+    # -- rename_fields only: move fields ----------------------------------------------------
+
+    def _move_direct(self, records: Records) -> Records:
+        renames, check = self._renames, self._check
+        out_records: Records = []
+        index = 0
+        try:
+            for index, record in enumerate(records):
+                if not isinstance(record, dict):
+                    raise _not_a_record(index, record)
+                found = [(f, f.source.direct(record, check)) for f in renames]
+                out = dict(record)
+                owned = {id(out)}
+                for field, value in found:
+                    if value is MISSING:
+                        continue
+                    source = field.source
+                    if not source.nested or source.name in record:
+                        out.pop(source.name, None)
+                    else:
+                        _delete_owned(out, source.parts, owned)
+                for field, value in found:
+                    if value is MISSING:
+                        continue
+                    if field.target.nested:
+                        _set_owned(out, field.target.parts, value, owned)
+                    else:
+                        out[field.name] = value
+                out_records.append(out)
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise _record_error(index, exc) from exc
+        return out_records
+
+    def _move_flat(self, records: Records) -> Records:
+        renames, delimiter, lists = self._renames, self._delimiter, self._flatten_lists
+        out_records: Records = []
+        index = 0
+        try:
+            for index, record in enumerate(records):
+                if not isinstance(record, dict):
+                    raise _not_a_record(index, record)
+                out = flatten_dict(record, delimiter, lists)
+                found = [(f, out.get(f.source.name, MISSING)) for f in renames]
+                for field, value in found:
+                    if value is not MISSING:
+                        del out[field.source.name]
+                for field, value in found:
+                    if value is not MISSING:
+                        out[field.name] = value
+                out_records.append(out)
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise _record_error(index, exc) from exc
+        return out_records
+
+
+def _related(name: str, target: str, delimiter: str) -> bool:
+    """True if one of the two paths equals or contains the other."""
+    return (
+        name == target or target.startswith(name + delimiter) or name.startswith(target + delimiter)
+    )
+
+
+_NUMERIC_KINDS = frozenset("biuf")
+
+
+class NumpyPreprocessor(Preprocessor):
+    """Records -> 2-D ``numpy.ndarray`` (records x ``feature_names``), dtype inferred.
+
+    ``rename_fields`` maps input names to feature names, so a feature is read from the input
+    field renamed to it. A missing or non-numeric value raises ``PreprocessorRuntimeError``
+    naming the record index, the feature, the field path and the value's type.
+    ``flatten_*`` and ``ignore_delimiter_collisions`` do not apply.
+    """
+
+    def resolve(self) -> None:
+        """Require ``feature_names``; compile the field paths."""
+        config = self.config
+        if not config.feature_names:
+            raise PreprocessorInitError(
+                "The numpy preprocessor requires `feature_names` to be defined. "
+                f"Received config: {config!r}"
+            )
+        reverse = {new: old for old, new in config.rename_fields.items()}
+        delimiter = config.nested_field_delimiter
+        self.features = [reverse.get(name, name) for name in config.feature_names]
+        self._paths = [Path(field, delimiter) for field in self.features]
+
+    def process(self, raw_inputs: Records) -> np.ndarray[Any, Any]:
+        """Build the array; shape ``(len(raw_inputs), len(feature_names))``."""
+        if not isinstance(raw_inputs, list):
+            raise PreprocessorRuntimeError(
+                f"Failed to preprocess inputs: expected a list of records, "
+                f"got {type(raw_inputs).__name__}"
+            )
+        paths = self._paths
+        if not raw_inputs:
+            return np.empty((0, len(paths)))
+        rows: list[list[Any]] = []
+        append = rows.append
+        index = 0
+        try:
+            for index, record in enumerate(raw_inputs):
+                if not isinstance(record, dict):
+                    raise _not_a_record(index, record)
+                append([path.lenient(record) for path in paths])
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise _record_error(index, exc) from exc
+        try:
+            array = np.array(rows)
+        except (ValueError, TypeError):
+            array = None
+        if array is None or array.ndim != 2 or array.dtype.kind not in _NUMERIC_KINDS:
+            raise self._first_bad_cell(rows)
+        return array
+
+    def _first_bad_cell(self, rows: list[list[Any]]) -> PreprocessorRuntimeError:
+        for index, row in enumerate(rows):
+            for column, value in enumerate(row):
+                if value is MISSING:
+                    problem = "is missing"
+                elif isinstance(value, bool | int | float | np.number) and not isinstance(
+                    value, np.complexfloating
+                ):
+                    continue
+                else:
+                    problem = f"is not a number (got {type(value).__name__}: {value!r:.60})"
+                feature = self.config.feature_names[column]
+                field = self.features[column]
+                where = f"feature '{feature}'" + (
+                    f" (input field '{field}')" if field != feature else ""
+                )
+                return PreprocessorRuntimeError(
+                    f"Failed to preprocess inputs: record {index}, {where} {problem}",
+                    record_index=index,
+                    field=field,
+                )
+        return PreprocessorRuntimeError(  # pragma: no cover - np.array rejected valid cells
+            "Failed to preprocess inputs: numpy could not build a numeric 2-D array"
+        )
