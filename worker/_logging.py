@@ -1,0 +1,37 @@
+"""structlog set-up for the worker process: one JSON object per line on stdout."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import orjson
+import structlog
+
+__all__ = ["configure_logging"]
+
+
+def _dumps(obj: object, **_: object) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Render every structlog event as one JSON line on ``stream`` (stdout by default).
+
+    Called once by the CLI; never at import. Events below ``level`` cost a no-op call.
+    """
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    # aiokafka logs through the standard library: keep its warnings, as JSON-free stderr lines.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

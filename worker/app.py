@@ -1,0 +1,548 @@
+"""The worker's lifecycle and main loop.
+
+Two tasks form a pipeline, bounded by an :class:`~worker.backpressure.InFlightBudget`:
+
+* the fetch loop takes a batch with ``getmany``, registers its offsets, decodes it, runs the
+  backend in the thread executor (isolating poison messages), encodes the outputs and queues
+  one message per input message (output or dead letter) on the producer, in input order;
+* the ack loop settles each batch's deliveries in order, acknowledges their offsets, commits
+  the contiguous acknowledged prefix of every partition, releases the budget and emits the
+  ``batch_metrics`` event.
+
+So batch *n+1* runs in the backend while batch *n* waits for its broker acknowledgements, and
+nothing is committed before its outputs and dead letters are acknowledged (at-least-once).
+When the budget is full the assigned partitions are paused until the ack loop catches up.
+
+Shutdown (:meth:`Worker.request_stop`, SIGTERM/SIGINT in the CLI) stops fetching, lets
+in-flight batches finish and publish, commits, then stops the consumer and producer, all under
+one deadline of ``shutdown_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from worker._kafka import (
+    make_consumer,
+    make_producer,
+    output_partition_count,
+    start_with_retry,
+    stop_bounded,
+)
+from worker.backpressure import InFlightBudget
+from worker.codec import DeadLetter, Decoded, decode, encode_output
+from worker.errors import DecodeError, OutputEncodeError, StartupError
+from worker.health import HealthServer
+from worker.metrics import BATCH_METRICS_EVENT, BatchStats, batch_metrics, partition_ranges
+from worker.offsets import OffsetTracker
+from worker.publisher import Delivery, Publisher
+from worker.runner import BatchRunner, Failure, SupportsRun
+from worker.settings import WorkerSettings
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+_READY_PROBE_TIMEOUT = 2.0
+
+
+@dataclass(slots=True)
+class _Item:
+    record: ConsumerRecord[bytes, bytes]
+    tp: TopicPartition
+    epoch: int
+    decoded: Decoded | None = None
+    letter: DeadLetter | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    deliveries: list[Delivery]
+    nbytes: int
+    stats: BatchStats
+    started: float = field(default_factory=time.perf_counter)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._worker._on_assigned(set(assigned))
+
+
+class Worker:
+    """One worker process's Kafka pipeline around a loaded backend.
+
+    ``await worker.run()`` starts everything, runs until :meth:`request_stop` (or a fatal
+    error) and shuts down; it returns the exit code. ``started`` is set once the worker is
+    consuming and ``health_port`` is known.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        backend: SupportsRun,
+        *,
+        backend_name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self._backend = backend
+        self.backend_name = backend_name or type(backend).__name__
+        self._log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
+        self._tracker = OffsetTracker()
+        self._budget = InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._publisher: Publisher | None = None
+        self._runner: BatchRunner | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._probe_executor: ThreadPoolExecutor | None = None
+        self._health: HealthServer | None = None
+        self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._in_getmany = False
+        self._rebalancing = False
+        self._paused: set[TopicPartition] = set()
+        self._assigned: set[TopicPartition] = set()
+        self._last_progress = time.monotonic()
+        self._failure: BaseException | None = None
+        self.health_port: int | None = None
+        self.batches = 0
+        self.rebalances = 0
+        self.commits = 0
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def budget(self) -> InFlightBudget:
+        """The in-flight budget (peaks are useful to observe backpressure)."""
+        return self._budget
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop fetching, drain, commit and shut down."""
+        self._stop.set()
+        if self._in_getmany and self._fetch_task is not None:
+            self._fetch_task.cancel()
+
+    async def run(self) -> int:
+        """Start, run until stopped, shut down; returns the process exit code."""
+        deadline: float | None = None
+        try:
+            await self._startup()
+            await self._stop.wait()
+        finally:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.shutdown_timeout_seconds
+            clean = await self._shutdown(deadline)
+        if self._failure is not None:
+            return EXIT_FAILURE
+        return EXIT_OK if clean else EXIT_FAILURE
+
+    # -- startup ------------------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        s = self.settings
+        if s.delivery == "exactly-once":
+            raise StartupError(
+                "delivery 'exactly-once' is not available in this build; use at-least-once"
+            )
+        self._executor = ThreadPoolExecutor(s.executor_threads, thread_name_prefix="pf-backend")
+        self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="pf-probe")
+        self._runner = BatchRunner(self._backend, self._executor)
+        self._health = HealthServer(healthz=self._healthz, readyz=self._readyz, port=s.health_port)
+        try:
+            await self._health.start()
+        except OSError as exc:
+            raise StartupError(f"health port {s.health_port} cannot be bound: {exc}") from exc
+        self.health_port = self._health.port
+
+        self._producer = make_producer(s)
+        await start_with_retry(self._producer, s.startup_timeout_seconds)
+        timeout = s.startup_timeout_seconds
+        output_partitions = await output_partition_count(self._producer, s.output_topic, timeout)
+        await output_partition_count(self._producer, s.dlq_topic, timeout)
+        if s.metrics_topic is not None:
+            await output_partition_count(self._producer, s.metrics_topic, timeout)
+        self._publisher = Publisher(
+            self._producer,
+            output_topic=s.output_topic,
+            output_partitions=output_partitions,
+            dlq_topic=s.dlq_topic,
+            metrics_topic=s.metrics_topic,
+            worker_id=s.worker_id,
+            backend=self.backend_name,
+            logger=self._log,
+        )
+        self._consumer = make_consumer(s, _Listener(self))
+        await start_with_retry(self._consumer, s.startup_timeout_seconds)
+
+        self._fetch_task = asyncio.create_task(self._guard(self._fetch_loop()), name="pf-fetch")
+        ack_task = asyncio.create_task(self._guard(self._ack_loop()), name="pf-ack")
+        self._tasks = [self._fetch_task, ack_task]
+        self._last_progress = time.monotonic()
+        self._log.info(
+            "worker_started",
+            backend=self.backend_name,
+            health_port=self.health_port,
+            input_topic=s.input_topic,
+            output_topic=s.output_topic,
+            dlq_topic=s.dlq_topic,
+            metrics_topic=s.metrics_topic,
+            group_id=s.group_id,
+            delivery=s.delivery,
+            max_batch_size=s.max_batch_size,
+            executor_threads=s.executor_threads,
+        )
+        self.started.set()
+
+    async def _guard(self, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            self._stop.set()
+
+    # -- fetch stage --------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        assert self._consumer is not None
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            if self._rebalancing:
+                await self._budget.wait_changed(0.1)
+                continue
+            room = self._budget.room()
+            if room == 0:
+                self._pause()
+                await self._budget.wait_changed(0.5)
+                continue
+            self._resume()
+            self._in_getmany = True
+            try:
+                data = await self._consumer.getmany(
+                    timeout_ms=s.max_batch_wait_ms, max_records=min(s.max_batch_size, room)
+                )
+            except asyncio.CancelledError:
+                if self._stop.is_set():
+                    return
+                raise
+            finally:
+                self._in_getmany = False
+            self._last_progress = time.monotonic()
+            if data:
+                await self._process(data, loop.time())
+
+    def _pause(self) -> None:
+        assert self._consumer is not None
+        assignment = set(self._consumer.assignment())
+        todo = assignment - self._paused
+        if todo:
+            self._consumer.pause(*todo)
+            self._paused |= todo
+            self._log.debug("fetch_paused", partitions=len(self._paused))
+
+    def _resume(self) -> None:
+        if self._paused:
+            assert self._consumer is not None
+            assignment = set(self._consumer.assignment())
+            self._consumer.resume(*(self._paused & assignment))
+            self._paused.clear()
+
+    async def _process(
+        self, data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], _now: float
+    ) -> None:
+        assert self._runner is not None
+        assert self._publisher is not None
+        items: list[_Item] = []
+        nbytes = 0
+        for tp, records in data.items():
+            epoch = self._tracker.register(tp, [r.offset for r in records])
+            for record in records:
+                items.append(_Item(record, tp, epoch))
+                nbytes += len(record.value or b"") + len(record.key or b"")
+        self._budget.take(len(items), nbytes)
+        stats = BatchStats(batch_size=len(items))
+        stats.partitions = partition_ranges(
+            (i.tp.topic, i.tp.partition, i.record.offset) for i in items
+        )
+
+        started = time.perf_counter()
+        groups: list[list[dict[str, Any]]] = []
+        for item in items:
+            try:
+                item.decoded = decode(item.record.value)
+            except DecodeError as exc:
+                item.letter = self._letter(item.record, type(exc).__name__, str(exc), "decode")
+                groups.append([])
+            else:
+                groups.append(item.decoded.records)
+                stats.records_in += len(item.decoded.records)
+        stats.decode_ms = (time.perf_counter() - started) * 1000.0
+
+        run = await self._runner.run(groups)
+        stats.steps_ms = run.steps_ms
+        stats.executor_queue_wait_ms = run.executor_queue_wait_ms
+        stats.backend_calls = run.backend_calls
+        stats.failed_backend_calls = run.failed_calls
+
+        started = time.perf_counter()
+        deliveries: list[Delivery] = []
+        publisher = self._publisher
+        for item, result in zip(items, run.results, strict=True):
+            record = item.record
+            letter = item.letter
+            if letter is None and isinstance(result, Failure):
+                letter = self._failure_letter(record, result)
+            if letter is None:
+                assert item.decoded is not None
+                assert not isinstance(result, Failure)
+                try:
+                    value = encode_output(result, item.decoded.is_array)
+                except OutputEncodeError as exc:
+                    where = f"{record.topic}/{record.partition}@{record.offset}"
+                    letter = self._letter(record, type(exc).__name__, f"{where}: {exc}", "publish")
+                else:
+                    stats.records_out += len(result)
+                    deliveries.append(
+                        await publisher.send_output(record, item.tp, item.epoch, value)
+                    )
+                    continue
+            deliveries.append(await publisher.send_dead_letter(record, item.tp, item.epoch, letter))
+        stats.publish_ms = (time.perf_counter() - started) * 1000.0
+        await self._queue.put(_Batch(deliveries, nbytes, stats))
+
+    def _letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        error_type: str,
+        message: str,
+        step: str,
+        record_index: int | None = None,
+    ) -> DeadLetter:
+        return DeadLetter(
+            error_type=error_type,
+            message=message,
+            step=step,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            value=record.value,
+            record_index=record_index,
+        )
+
+    def _failure_letter(self, record: ConsumerRecord[bytes, bytes], failure: Failure) -> DeadLetter:
+        where = f"{record.topic}/{record.partition}@{record.offset}"
+        on = (
+            f"record {failure.record_index} of {where}"
+            if failure.record_index is not None
+            else where
+        )
+        message = f"step {failure.step!r} of {self.backend_name} failed on {on}: {failure.message}"
+        return self._letter(record, failure.error_type, message, failure.step, failure.record_index)
+
+    # -- ack stage ----------------------------------------------------------------------------
+
+    async def _ack_loop(self) -> None:
+        assert self._publisher is not None
+        while True:
+            batch = await self._queue.get()
+            if batch is None:
+                return
+            stats = batch.stats
+            for delivery in batch.deliveries:
+                delivery = await self._publisher.settle(delivery)
+                if delivery.is_dead_letter:
+                    stats.dead_letters += 1
+                else:
+                    stats.outputs += 1
+                self._tracker.ack(delivery.tp, delivery.record.offset, delivery.epoch)
+            now_ms = time.time() * 1000.0
+            stats.latencies_ms = [
+                now_ms - d.record.timestamp for d in batch.deliveries if d.record.timestamp >= 0
+            ]
+            await self._commit()
+            self._fill_lag(stats)
+            stats.in_flight_records = self._budget.records
+            stats.in_flight_bytes = self._budget.bytes
+            self._budget.release(len(batch.deliveries), batch.nbytes)
+            self._last_progress = time.monotonic()
+            self.batches += 1
+            await self._emit(stats)
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
+        assert self._consumer is not None
+        offsets = self._tracker.to_commit()
+        allowed = only if only is not None else set(self._consumer.assignment())
+        offsets = {tp: off for tp, off in offsets.items() if tp in allowed}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            self._log.warning("commit_failed", error=str(exc), reason="group rebalanced")
+            return
+        except KafkaError as exc:
+            self._log.warning("commit_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._tracker.mark_committed(offsets)
+        self.commits += 1
+
+    def _fill_lag(self, stats: BatchStats) -> None:
+        assert self._consumer is not None
+        for r in stats.partitions:
+            tp = TopicPartition(r.topic, r.partition)
+            try:
+                highwater = self._consumer.highwater(tp)
+            except (KafkaError, AssertionError, KeyError):
+                continue
+            if highwater is not None:
+                stats.consumer_lag[f"{r.topic}/{r.partition}"] = max(
+                    0, highwater - r.last_offset - 1
+                )
+
+    async def _emit(self, stats: BatchStats) -> None:
+        assert self._publisher is not None
+        fields = batch_metrics(stats, backend=self.backend_name, worker_id=self.settings.worker_id)
+        self._log.info(BATCH_METRICS_EVENT, **{k: v for k, v in fields.items() if k != "worker_id"})
+        await self._publisher.publish_event({"event": BATCH_METRICS_EVENT, **fields})
+
+    # -- rebalance ----------------------------------------------------------------------------
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._rebalancing = True
+        self.rebalances += 1
+        timeout = self.settings.rebalance_timeout_ms / 1000.0 * 0.8
+        drained = await self._budget.wait_empty(timeout)
+        if self._consumer is not None and revoked:
+            await self._commit(only=revoked)
+        self._tracker.forget(revoked)
+        self._paused -= revoked
+        self._assigned -= revoked
+        self._log.info(
+            "partitions_revoked",
+            partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in revoked),
+            drained=drained,
+        )
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned = set(assigned)
+        self._paused &= self._assigned
+        self._rebalancing = False
+        self._last_progress = time.monotonic()
+        self._log.info(
+            "partitions_assigned",
+            partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+        )
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def _healthz(self) -> tuple[bool, dict[str, Any]]:
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        if self._failure is not None or (dead and not self._stop.is_set()):
+            return False, {"error": f"{type(self._failure).__name__}: {self._failure}"}
+        return True, {"worker_id": self.settings.worker_id}
+
+    async def _readyz(self) -> tuple[bool, dict[str, Any]]:
+        reasons: list[str] = []
+        if not self.started.is_set():
+            reasons.append("starting")
+        if self._stop.is_set():
+            reasons.append("stopping")
+        if not self._assigned:
+            reasons.append("no partitions assigned")
+        stalled = time.monotonic() - self._last_progress
+        if stalled > self.settings.readiness_stall_seconds:
+            reasons.append(f"no fetch progress for {stalled:.0f}s")
+        if not await self._backend_ready():
+            reasons.append("backend not ready")
+        return not reasons, {
+            "reasons": reasons,
+            "partitions": len(self._assigned),
+            "in_flight_records": self._budget.records,
+        }
+
+    async def _backend_ready(self) -> bool:
+        ready = getattr(self._backend, "ready", None)
+        if ready is None or self._probe_executor is None:
+            return True
+        loop = asyncio.get_running_loop()
+        try:
+            return bool(
+                await asyncio.wait_for(
+                    loop.run_in_executor(self._probe_executor, ready), _READY_PROBE_TIMEOUT
+                )
+            )
+        except Exception:
+            return False
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    async def _shutdown(self, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+
+        def remaining() -> float:
+            return max(0.0, deadline - loop.time())
+
+        clean = True
+        self._stop.set()
+        if self._fetch_task is not None:
+            if self._in_getmany:
+                self._fetch_task.cancel()
+            clean &= await self._wait_task(self._fetch_task, remaining())
+        if self._tasks:
+            await self._queue.put(None)
+            clean &= await self._wait_task(self._tasks[1], remaining())
+        if self._consumer is not None:
+            if clean:
+                await self._commit()
+            clean &= await stop_bounded(self._consumer, remaining())
+        if self._producer is not None:
+            clean &= await stop_bounded(self._producer, remaining())
+        if self._health is not None:
+            await self._health.stop()
+        for executor in (self._executor, self._probe_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        self._log.info(
+            "worker_stopped",
+            clean=clean,
+            batches=self.batches,
+            commits=self.commits,
+            error=None if self._failure is None else str(self._failure),
+        )
+        return clean
+
+    async def _wait_task(self, task: asyncio.Task[None], seconds: float) -> bool:
+        if task.done():
+            return True
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if done:
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._log.warning("shutdown_deadline_exceeded", task=task.get_name())
+        return False

@@ -1,0 +1,119 @@
+"""``packflow-worker``: parse flags -> settings -> load backend -> run -> exit code.
+
+Every option is also a ``PACKFLOW_<OPTION>`` environment variable; flags win. Start-up
+failures print one line, ``packflow-worker: error: <what and where>``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+import click
+
+from worker._loading import load_backend
+from worker._logging import configure_logging
+from worker.app import Worker
+from worker.errors import SettingsError, StartupError
+from worker.settings import WorkerSettings, flag_name, load_settings
+
+__all__ = ["EXIT_STARTUP_FAILURE", "main"]
+
+EXIT_STARTUP_FAILURE = 2
+
+_HELP = {
+    "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port].",
+    "input_topic": "Topic to consume JSON records from (required).",
+    "output_topic": "Topic for one output message per input message (required).",
+    "dlq_topic": "Dead-letter topic (required).",
+    "metrics_topic": "Topic for batch_metrics events (they always go to stdout too).",
+    "group_id": "Kafka consumer group.",
+    "backend": "Backend as module.path:Name.",
+    "loader": "How to import --backend: local (files under the CWD) or module (installed).",
+    "project": "A packflow project folder (its packflow.yaml names the backend).",
+    "backend_config": "JSON object of keyword arguments for the backend's config.",
+    "max_batch_size": "Most Kafka messages per batch.",
+    "max_batch_wait_ms": "Longest wait for messages before processing a batch.",
+    "delivery": "at-least-once or exactly-once.",
+    "executor_threads": "Threads that run backend code.",
+    "health_port": "Port of /healthz and /readyz (0 = any free port).",
+    "max_in_flight_records": "Most Kafka messages fetched but not yet committed.",
+    "max_in_flight_bytes": "Most message bytes fetched but not yet committed.",
+    "worker_id": "Worker id in events and dead letters (default <hostname>-<pid>).",
+    "auto_offset_reset": "Where a new group starts: earliest or latest.",
+    "readiness_stall_seconds": "/readyz fails after this long without fetch progress.",
+    "shutdown_timeout_seconds": "Deadline for draining and closing on SIGTERM/SIGINT.",
+    "log_level": "DEBUG, INFO, WARNING or ERROR.",
+}
+
+
+def _options(func: Any) -> Any:
+    for name in reversed(list(WorkerSettings.model_fields)):
+        help_text = _HELP.get(name, "Kafka client tuning.")
+        env = f"PACKFLOW_{name.upper()}"
+        func = click.option(
+            flag_name(name), name, type=str, default=None, help=f"{help_text} [env: {env}]"
+        )(func)
+    return func
+
+
+def _fail(message: str) -> None:
+    click.echo(f"packflow-worker: error: {' '.join(message.split())}", err=True)
+    sys.exit(EXIT_STARTUP_FAILURE)
+
+
+@click.command(name="packflow-worker", context_settings={"help_option_names": ["-h", "--help"]})
+@_options
+def _command(**options: str | None) -> None:
+    """Run a packflow InferenceBackend as a Kafka streaming worker."""
+    flags = {name: value for name, value in options.items() if value is not None}
+    try:
+        settings = load_settings(**flags)
+    except SettingsError as exc:
+        _fail(str(exc))
+        return
+    configure_logging(settings.log_level)
+    try:
+        backend, name = load_backend(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+        return
+    try:
+        code = asyncio.run(_serve(settings, backend, name))
+    except StartupError as exc:
+        _fail(str(exc))
+        return
+    sys.exit(code)
+
+
+async def _serve(settings: WorkerSettings, backend: Any, name: str) -> int:
+    worker = Worker(settings, backend, backend_name=name)
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        worker.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await worker.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        _command.main(args=argv, prog_name="packflow-worker", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except click.exceptions.Abort:
+        sys.exit(130)

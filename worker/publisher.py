@@ -1,0 +1,207 @@
+"""Publishing outputs, dead letters and metric events, and settling their delivery.
+
+``send_*`` queue a message on the producer and return a :class:`Delivery` whose future the
+ack stage settles with :meth:`Publisher.settle`, in order. Settling never gives up:
+
+* an output the broker refuses for good (e.g. too large) becomes a dead letter with step
+  ``publish``;
+* a dead letter the broker refuses for good is sent again without the original value (the
+  ``source`` still locates it in the input topic);
+* any other failure is retried with exponential backoff (up to 5 s between attempts) until it
+  succeeds or the worker is stopped; the offset is not committed meanwhile.
+
+Output messages go to partition ``input partition % output partitions``: every key and every
+input partition map to one output partition, so per-key and per-input-partition order hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from worker._kafka import to_publish_error
+from worker.codec import DeadLetter, encode_dead_letter, encode_event
+
+__all__ = ["SOURCE_HEADER", "Delivery", "Publisher"]
+
+SOURCE_HEADER = "packflow-source"
+_MAX_BACKOFF = 5.0
+_MAX_PENDING_EVENTS = 1000
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One queued message for one input message: its output or its dead letter."""
+
+    record: ConsumerRecord[bytes, bytes]
+    tp: TopicPartition
+    epoch: int
+    future: asyncio.Future[Any]
+    value: bytes
+    letter: DeadLetter | None = None
+
+    @property
+    def is_dead_letter(self) -> bool:
+        """True when this delivery goes to the dead-letter topic."""
+        return self.letter is not None
+
+
+def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
+def _headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
+    source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+    kept = [(k, v) for k, v in (record.headers or ()) if k != SOURCE_HEADER]
+    kept.append((SOURCE_HEADER, source))
+    return kept
+
+
+class Publisher:
+    """Sends outputs, dead letters and events with one producer; see the module docstring."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        *,
+        output_topic: str,
+        output_partitions: int,
+        dlq_topic: str,
+        metrics_topic: str | None,
+        worker_id: str,
+        backend: str,
+        logger: Any,
+    ) -> None:
+        self._producer = producer
+        self._output_topic = output_topic
+        self._output_partitions = output_partitions
+        self._dlq_topic = dlq_topic
+        self._metrics_topic = metrics_topic
+        self._worker_id = worker_id
+        self._backend = backend
+        self._log = logger
+        self._events: set[asyncio.Future[Any]] = set()
+        self.publish_retries = 0
+
+    async def _send(
+        self,
+        topic: str,
+        value: bytes,
+        record: ConsumerRecord[bytes, bytes],
+        partition: int | None,
+    ) -> asyncio.Future[Any]:
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(
+                topic, value, key=record.key, partition=partition, headers=_headers(record)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # aiokafka raises some refusals before queueing
+            return _failed_future(exc)
+        return future
+
+    async def send_output(
+        self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition, epoch: int, value: bytes
+    ) -> Delivery:
+        """Queue the output message of ``record``."""
+        partition = record.partition % self._output_partitions
+        future = await self._send(self._output_topic, value, record, partition)
+        return Delivery(record, tp, epoch, future, value)
+
+    async def send_dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        tp: TopicPartition,
+        epoch: int,
+        letter: DeadLetter,
+    ) -> Delivery:
+        """Queue the dead letter of ``record``."""
+        value = encode_dead_letter(letter, worker_id=self._worker_id, backend=self._backend)
+        future = await self._send(self._dlq_topic, value, record, None)
+        return Delivery(record, tp, epoch, future, value, letter)
+
+    async def settle(self, delivery: Delivery) -> Delivery:
+        """Wait until ``delivery`` is acknowledged, retrying as the module docstring says.
+
+        Returns the delivery that was finally acknowledged: a dead letter replaces an output
+        the broker refused for good.
+        """
+        backoff = 0.1
+        while True:
+            try:
+                await delivery.future
+                return delivery
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                topic = self._dlq_topic if delivery.is_dead_letter else self._output_topic
+                error = to_publish_error(exc, topic)
+                record = delivery.record
+                where = f"{record.topic}/{record.partition}@{record.offset}"
+                if not error.retriable and not delivery.is_dead_letter:
+                    letter = DeadLetter(
+                        error_type=type(exc).__name__,
+                        message=f"output of {where} could not be published: {error}",
+                        step="publish",
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        timestamp=record.timestamp,
+                        value=record.value,
+                    )
+                    delivery = await self.send_dead_letter(
+                        record, delivery.tp, delivery.epoch, letter
+                    )
+                    continue
+                if not error.retriable and delivery.letter is not None:
+                    delivery.value = self._without_value(delivery.value, len(record.value or b""))
+                self.publish_retries += 1
+                self._log.warning(
+                    "publish_retry",
+                    source=where,
+                    topic=topic,
+                    error=str(error),
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                partition = (
+                    None if delivery.is_dead_letter else record.partition % self._output_partitions
+                )
+                delivery.future = await self._send(topic, delivery.value, record, partition)
+
+    @staticmethod
+    def _without_value(value: bytes, size: int) -> bytes:
+        body = orjson.loads(value)
+        body["value"] = None
+        body["value_omitted"] = f"original value of {size} bytes too large to republish"
+        return orjson.dumps(body)
+
+    async def publish_event(self, fields: dict[str, Any]) -> None:
+        """Send an event to the metrics topic, if set; failures are logged, never retried."""
+        if self._metrics_topic is None:
+            return
+        if len(self._events) >= _MAX_PENDING_EVENTS:
+            self._log.warning("metrics_event_dropped", reason="too many unacknowledged events")
+            return
+        try:
+            future = await self._producer.send(self._metrics_topic, encode_event(fields))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log.warning("metrics_event_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._events.add(future)
+        future.add_done_callback(self._event_done)
+
+    def _event_done(self, future: asyncio.Future[Any]) -> None:
+        self._events.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            self._log.warning("metrics_event_failed", error=str(future.exception()))

@@ -1,0 +1,172 @@
+"""Worker settings: every option is a command-line flag and a ``PACKFLOW_<OPTION>`` variable.
+
+:class:`WorkerSettings` is frozen and validated once at start-up. Flags win over environment
+variables (the CLI passes flags as init arguments, which pydantic-settings ranks first).
+:func:`load_settings` turns pydantic's validation errors into one :class:`SettingsError` line
+naming the flag and the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as _PydanticSettingsError
+
+from worker.errors import SettingsError
+
+__all__ = ["ENV_PREFIX", "WorkerSettings", "flag_name", "load_settings"]
+
+ENV_PREFIX = "PACKFLOW_"
+
+Delivery = Literal["at-least-once", "exactly-once"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(BaseSettings):
+    """Validated, immutable configuration of one worker process.
+
+    The first block is the documented contract (README "Running the worker"); the Kafka tuning
+    block below it has sensible defaults and is mostly useful in tests and benchmarks.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    bootstrap_servers: str = "localhost:9092"
+    input_topic: str
+    output_topic: str
+    dlq_topic: str
+    metrics_topic: str | None = None
+    group_id: str = "packflow-worker"
+    backend: str | None = None
+    loader: Literal["local", "module"] = "local"
+    project: Path | None = None
+    backend_config: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+    max_batch_size: int = Field(default=500, ge=1)
+    max_batch_wait_ms: int = Field(default=20, ge=0)
+    delivery: Delivery = "at-least-once"
+    executor_threads: int = Field(default=1, ge=1, le=256)
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    max_in_flight_records: int = Field(default=10_000, ge=1)
+    max_in_flight_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    readiness_stall_seconds: float = Field(default=30.0, gt=0)
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
+    log_level: LogLevel = "INFO"
+
+    # Kafka client tuning.
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    rebalance_timeout_ms: int = Field(default=60_000, ge=1000)
+    fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(default=1024 * 1024, ge=1024)
+    linger_ms: int = Field(default=5, ge=0)
+    startup_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("log_level", "delivery", "loader", "auto_offset_reset", mode="before")
+    @classmethod
+    def _normalise_choice(cls, value: Any, info: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @field_validator("backend_config", mode="before")
+    @classmethod
+    def _parse_backend_config(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            try:
+                value = orjson.loads(value or b"{}")
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object, got {type(value).__name__}")
+        return value
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        module, sep, name = value.partition(":")
+        if not sep or not module or not name or ":" in name:
+            raise ValueError(f"{value!r} is not of the form 'module.path:Name'")
+        return value
+
+    @field_validator("project")
+    @classmethod
+    def _check_project(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a directory")
+        return value
+
+    @field_validator("input_topic", "output_topic", "dlq_topic", "bootstrap_servers", "group_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> WorkerSettings:
+        if self.backend is None and self.project is None:
+            raise ValueError("give --backend (module.path:Name) or --project (a packflow project)")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        if len({self.input_topic, self.output_topic, self.dlq_topic}) < 3:
+            raise ValueError("input, output and dead-letter topics must all differ")
+        return self
+
+    @property
+    def backend_path(self) -> str:
+        """The ``module:Name`` the worker loads (``inference:Backend`` for a project)."""
+        return self.backend or "inference:Backend"
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a settings field: ``max_batch_size`` -> ``--max-batch-size``."""
+    return "--" + field.replace("_", "-")
+
+
+def _describe(field: str) -> str:
+    return f"{flag_name(field)} / {ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**flags: Any) -> WorkerSettings:
+    """Build the settings from ``flags`` (given options only) and the environment.
+
+    Raises :class:`SettingsError` with one line naming the offending option.
+    """
+    try:
+        return WorkerSettings(**flags)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [str(part) for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if not loc:
+            raise SettingsError(f"invalid settings: {message}") from None
+        field = loc[0]
+        if error["type"] == "missing":
+            raise SettingsError(f"missing setting {_describe(field)}") from None
+        value = error.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        raise SettingsError(f"invalid setting {_describe(field)}: {message}{shown}") from None
+    except _PydanticSettingsError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None
