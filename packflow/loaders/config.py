@@ -1,0 +1,367 @@
+"""``packflow.yaml``: the project file read by loaders, ``packflow validate`` and ``export``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
+from packflow.exceptions import PackflowError
+
+from ._paths import backend_module_file
+from ._report import Reporter
+from .utils import inference_backend_parts
+
+__all__ = [
+    "NAME_PATTERN",
+    "PackflowConfig",
+    "PackflowConfigError",
+    "apply_env_vars",
+    "check_python_version",
+    "load_packflow_config",
+    "validate_for_export",
+]
+
+logger = logging.getLogger("packflow.loaders")
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+"""Project names start with a letter and hold only letters, digits, ``-`` and ``_``."""
+
+METADATA_KEYS = ("name", "version", "description", "maintainers")
+RUNTIME_KEYS = ("inference_backend", "loader", "python_version")
+
+_NAME_RULE = "names start with a letter and contain only letters, digits, hyphens and underscores"
+
+
+def get_python_version() -> str:
+    """The running interpreter's version as ``X.Y.Z``."""
+    return "{}.{}.{}".format(*sys.version_info[:3])
+
+
+class PackflowConfigError(PackflowError, ValueError):
+    """``packflow.yaml`` is unreadable or invalid; the message names the file and each bad field.
+
+    ``problems`` lists one message per invalid field or unknown key.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class PackflowConfig(BaseModel):
+    """The contents of ``packflow.yaml``.
+
+    Metadata (``name``, ``version``, ``description``, ``maintainers``), runtime
+    (``inference_backend``, ``loader``, ``python_version``), ``env`` (environment variables set
+    before the backend is imported), ``backend_config`` (keyword arguments for the backend's
+    config; explicit keyword arguments win) and ``extra`` (free-form user data). Any other
+    top-level key is an error naming the key.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str
+    version: str = ""
+    description: str = ""
+    maintainers: list[str] = Field(default_factory=list)
+
+    inference_backend: str = "inference:Backend"
+    loader: Literal["local", "module"] = "local"
+    python_version: str = Field(default_factory=get_python_version)
+
+    env: dict[str, str] = Field(default_factory=dict)
+    backend_config: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError(f"invalid project name: {_NAME_RULE}")
+        return value
+
+    @field_validator("version", "python_version", mode="before")
+    @classmethod
+    def _reject_numbers(cls, value: Any) -> Any:
+        # YAML reads `version: 1.10` as the float 1.1; refuse rather than guess.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                "versions must be quoted strings in YAML (an unquoted 1.10 reads as the number 1.1)"
+            )
+        return "" if value is None else value
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _none_is_blank(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator("maintainers", mode="before")
+    @classmethod
+    def _none_is_no_maintainers(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_values_as_strings(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {key: _env_string(item) for key, item in value.items()}
+        return value
+
+    @field_validator("backend_config", "extra", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("inference_backend")
+    @classmethod
+    def _check_inference_backend(cls, value: str) -> str:
+        module, attribute = inference_backend_parts(value)
+        if not all(part.isidentifier() for part in [*module.split("."), attribute]):
+            raise ValueError(
+                f'"{value}" is not a valid "<module>:<attribute>" reference: the module path '
+                'and the attribute must be Python identifiers, e.g. "inference:Backend"'
+            )
+        return f"{module}:{attribute}"
+
+    @classmethod
+    def from_project_path(cls, base_dir: str | Path) -> PackflowConfig:
+        """Read ``<base_dir>/packflow.yaml``.
+
+        Raises:
+            FileNotFoundError: the folder has no ``packflow.yaml``.
+            PackflowConfigError: the file is not YAML, not a mapping, or has invalid fields
+                or unknown keys (the message names each one).
+        """
+        path = Path(base_dir).resolve() / PACKAGING_CONFIG_NAME
+        return cls.from_mapping(_read_yaml_mapping(path), source=str(path))
+
+    @classmethod
+    def from_mapping(
+        cls, data: dict[str, Any], source: str = PACKAGING_CONFIG_NAME
+    ) -> PackflowConfig:
+        """Validate a mapping, raising :class:`PackflowConfigError` that names ``source``."""
+        try:
+            return cls(**{str(key): value for key, value in data.items()})
+        except ValidationError as exc:
+            problems = [_describe_error(error) for error in exc.errors()]
+            raise PackflowConfigError(
+                f"Invalid {source}: " + "; ".join(problems), problems
+            ) from None
+
+    def archive_file_name(self, base_dir: str | Path) -> Path:
+        """``<base_dir>/<name>-<version>.zip`` with ``-`` in the name written as ``_``."""
+        return Path(base_dir).resolve() / f"{self.name.replace('-', '_')}-{self.version}.zip"
+
+    def write_yaml(self, base_dir: str | Path) -> Path:
+        """Write ``packflow.yaml`` into ``base_dir`` in commented sections; return its path."""
+        import yaml
+
+        data = self.model_dump()
+        sections: list[tuple[str, dict[str, Any]]] = [
+            ("METADATA", {key: data[key] for key in METADATA_KEYS}),
+            ("RUNTIME", {key: data[key] for key in RUNTIME_KEYS}),
+        ]
+        for title, key in (("ENVIRONMENT", "env"), ("BACKEND CONFIG", "backend_config")):
+            if data[key]:
+                sections.append((title, {key: data[key]}))
+        if data["extra"]:
+            sections.append(("CUSTOM", {"extra": data["extra"]}))
+        text = "\n".join(
+            f"# === {title} ===\n" + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+            for title, body in sections
+        )
+        path = Path(base_dir).resolve() / PACKAGING_CONFIG_NAME
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def write_requirements(self, base_dir: str | Path) -> Path:
+        """Write ``requirements.txt`` pinning the installed packflow; return its path."""
+        from packflow import __version__
+
+        path = Path(base_dir).resolve() / REQUIREMENTS_TEXT_NAME
+        path.write_text(f"packflow=={__version__}\n", encoding="utf-8")
+        return path
+
+
+def apply_env_vars(config: PackflowConfig) -> None:
+    """Set ``config.env`` in ``os.environ``, warning when a different value is overridden."""
+    for key, value in config.env.items():
+        existing = os.environ.get(key)
+        if existing is not None and existing != value:
+            logger.warning(
+                "packflow.yaml env overrides environment variable %s (was %r, now %r)",
+                key,
+                existing,
+                value,
+            )
+        os.environ[key] = value
+
+
+def load_packflow_config(path_or_module: str | Path) -> PackflowConfig:
+    """Read the ``packflow.yaml`` of the project folder ``path_or_module``.
+
+    Raises:
+        NotADirectoryError: the path does not exist.
+    """
+    project_dir = Path(path_or_module).resolve()
+    if not project_dir.exists():
+        raise NotADirectoryError(f"Could not identify packflow project at {path_or_module}")
+    return PackflowConfig.from_project_path(project_dir)
+
+
+def check_python_version(config: PackflowConfig, verbose: bool = False) -> str | None:
+    """Compare ``python_version`` with the running interpreter at ``major.minor`` level.
+
+    Returns a warning message on mismatch or when the value cannot be parsed, else ``None``.
+    """
+    try:
+        major, minor = (int(part) for part in config.python_version.split(".")[:2])
+    except ValueError:
+        return (
+            f"Could not parse python_version '{config.python_version}' in packflow.yaml. "
+            f"Expected a version string like '{get_python_version()}'."
+        )
+    if (major, minor) != sys.version_info[:2]:
+        return (
+            f"packflow.yaml specifies Python {config.python_version}, but the current "
+            f"environment is Python {get_python_version()}. Consider updating python_version "
+            "or switching to a matching environment."
+        )
+    Reporter(verbose).ok(f"python_version: {config.python_version} (matches runtime)", 6)
+    return None
+
+
+def validate_for_export(
+    config: PackflowConfig,
+    project_dir: str | Path | None = None,
+    verbose: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Check that a project is ready to export; return ``(errors, warnings)``.
+
+    Errors block export: a blank name or version, and, with ``project_dir``, a missing local
+    backend module file or a backend that fails to load and instantiate (smoke test, run
+    with the project's ``env`` applied and restored afterwards, output silenced). Warnings:
+    blank description or maintainers, and a ``python_version`` that does not match the
+    running interpreter.
+    """
+    report = Reporter(verbose)
+    errors: list[str] = []
+    warnings: list[str] = []
+
+    report.heading("Metadata:", 4)
+    if not config.name.strip():
+        errors.append("'name' is required but is empty.")
+    else:
+        report.ok(f"name: {config.name}", 6)
+    if not config.version.strip():
+        errors.append("'version' is required for export but is empty.")
+        report.fail("version (empty)", 6)
+    else:
+        report.ok(f"version: {config.version}", 6)
+    if not config.description.strip():
+        warnings.append("'description' is empty. A description is recommended before distributing.")
+        report.warn("description (empty)", 6)
+    else:
+        report.ok(f"description: {_shorten(config.description)}", 6)
+    if not any(maintainer.strip() for maintainer in config.maintainers):
+        warnings.append(
+            "'maintainers' is empty. At least one maintainer is recommended before distributing."
+        )
+        report.warn("maintainers (empty)", 6)
+    else:
+        report.ok(f"maintainers: {', '.join(config.maintainers)}", 6)
+
+    report.heading("Runtime:", 4)
+    report.ok(f"inference_backend: {config.inference_backend}", 6)
+    report.ok(f"loader: {config.loader}", 6)
+    python_warning = check_python_version(config, verbose=verbose)
+    if python_warning:
+        warnings.append(python_warning)
+        report.warn(f"python_version: {config.python_version} (does not match runtime)", 6)
+
+    if project_dir is not None:
+        errors.extend(_check_backend(config, Path(project_dir).resolve(), report))
+    return errors, warnings
+
+
+def _check_backend(config: PackflowConfig, project_dir: Path, report: Reporter) -> list[str]:
+    if config.loader == "local":
+        module_file = backend_module_file(config.inference_backend)
+        if not (project_dir / module_file).is_file():
+            report.fail(f"{module_file} (missing)", 8)
+            return [
+                f"Inference backend file '{module_file}' is missing. Required for local loader "
+                f"with inference_backend '{config.inference_backend}'."
+            ]
+        report.ok(str(module_file), 8)
+
+    from ._smoke import smoke_load
+
+    report.heading("Smoke test:", 6)
+    failure = smoke_load(project_dir, config)
+    if failure is None:
+        report.ok(f"{config.inference_backend} loaded and initialized", 8)
+        return []
+    report.fail(failure, 8)
+    return [f"inference_backend '{config.inference_backend}' failed smoke test: {failure}"]
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"Not a valid packflow project: no {PACKAGING_CONFIG_NAME} found in {path.parent}. "
+            "Run 'packflow create <name>' to start one."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PackflowConfigError(f"Could not read {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PackflowConfigError(f"Invalid {path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PackflowConfigError(
+            f"Invalid {path}: expected a mapping of keys to values at the top level, "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def _describe_error(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(PackflowConfig.model_fields)
+        return (
+            f"unknown key '{location}' (allowed keys: {allowed}; put your own data under 'extra')"
+        )
+    if error["type"] == "missing":
+        return f"field '{location}' is required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"field '{location}': {message} (got {error['input']!r})"
+
+
+def _env_string(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _shorten(text: str, limit: int = 50) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

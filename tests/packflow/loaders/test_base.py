@@ -1,0 +1,149 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from packflow import InferenceBackend
+from packflow.exceptions import InferenceBackendLoadError
+from packflow.loaders import InferenceBackendLoader, LocalLoader, PackflowConfigError
+
+from .conftest import CONFIGURED_BACKEND, IDENTITY_BACKEND, ProjectFactory
+
+ENV_BACKEND = """
+import os
+
+from packflow import InferenceBackend
+
+SEEN_AT_IMPORT = os.environ.get("PF_TEST_MODE")
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        return [{"mode": SEEN_AT_IMPORT} for _ in inputs]
+"""
+
+
+def test_from_project_works_from_any_working_directory(
+    make_project: ProjectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(files={"inference.py": IDENTITY_BACKEND}, name="demo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    backend = InferenceBackendLoader.from_project(project)
+    assert backend([{"a": 1}]) == [{"a": 1}]
+
+
+def test_from_project_defaults_to_the_current_directory(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(make_project(files={"inference.py": IDENTITY_BACKEND}, name="demo"))
+    assert isinstance(LocalLoader.from_project(), InferenceBackend)
+
+
+def test_from_project_uses_the_configured_dotted_backend(make_project: ProjectFactory) -> None:
+    project = make_project(
+        files={"pkg/impl.py": IDENTITY_BACKEND + "\nclass Other(Backend):\n    pass\n"},
+        name="demo",
+        inference_backend="pkg.impl:Other",
+    )
+    assert type(InferenceBackendLoader.from_project(project)).__name__ == "Other"
+
+
+def test_backend_config_supplies_kwargs_and_explicit_kwargs_win(
+    make_project: ProjectFactory,
+) -> None:
+    project = make_project(
+        files={"inference.py": CONFIGURED_BACKEND},
+        name="demo",
+        backend_config={"threshold": 0.7, "label": "yaml"},
+    )
+    assert InferenceBackendLoader.from_project(project)({"x": 0}) == {
+        "threshold": 0.7,
+        "label": "yaml",
+    }
+    assert InferenceBackendLoader.from_project(project, label="kwarg")({"x": 0}) == {
+        "threshold": 0.7,
+        "label": "kwarg",
+    }
+
+
+def test_env_is_applied_before_the_module_is_imported(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PF_TEST_MODE", raising=False)
+    project = make_project(
+        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
+    )
+    assert InferenceBackendLoader.from_project(project)({"x": 0}) == {"mode": "fast"}
+    assert os.environ["PF_TEST_MODE"] == "fast"
+
+
+def test_env_override_of_a_different_value_warns(
+    make_project: ProjectFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("PF_TEST_MODE", "slow")
+    project = make_project(
+        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
+    )
+    InferenceBackendLoader.from_project(project)
+    assert "PF_TEST_MODE" in caplog.text
+    assert "'slow'" in caplog.text
+    assert "'fast'" in caplog.text
+
+
+def test_env_with_the_same_value_does_not_warn(
+    make_project: ProjectFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("PF_TEST_MODE", "fast")
+    project = make_project(
+        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
+    )
+    InferenceBackendLoader.from_project(project)
+    assert "PF_TEST_MODE" not in caplog.text
+
+
+def test_module_loader_project_imports_from_the_project_folder(
+    make_project: ProjectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(
+        files={"pf_test_project_pkg/__init__.py": "", "pf_test_project_pkg/b.py": IDENTITY_BACKEND},
+        name="demo",
+        loader="module",
+        inference_backend="pf_test_project_pkg.b:Backend",
+    )
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(InferenceBackendLoader.from_project(project), InferenceBackend)
+
+
+def test_two_local_projects_load_their_own_backend(make_project: ProjectFactory) -> None:
+    def echo(tag: str) -> str:
+        return (
+            "from packflow import InferenceBackend\n\n\nclass Backend(InferenceBackend):\n"
+            f"    def execute(self, inputs):\n        return [{{'tag': {tag!r}}} for _ in inputs]\n"
+        )
+
+    first = make_project("a", files={"inference.py": echo("a")}, name="a")
+    second = make_project("b", files={"inference.py": echo("b")}, name="b")
+    assert InferenceBackendLoader.from_project(first)({}) == {"tag": "a"}
+    assert InferenceBackendLoader.from_project(second)({}) == {"tag": "b"}
+
+
+def test_missing_packflow_yaml_is_file_not_found(make_project: ProjectFactory) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no packflow\.yaml found"):
+        InferenceBackendLoader.from_project(make_project())
+
+
+def test_invalid_packflow_yaml_names_the_field(make_project: ProjectFactory) -> None:
+    project = make_project(files={"inference.py": IDENTITY_BACKEND}, name="demo", loader="remote")
+    with pytest.raises(PackflowConfigError, match="field 'loader'"):
+        InferenceBackendLoader.from_project(project)
+
+
+def test_missing_backend_file_is_a_load_error(make_project: ProjectFactory) -> None:
+    with pytest.raises(InferenceBackendLoadError, match=r"inference\.py"):
+        InferenceBackendLoader.from_project(make_project(name="demo"))
