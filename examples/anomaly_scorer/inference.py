@@ -37,7 +37,7 @@ class InvalidRecordError(ValueError):
     """A record cannot be scored: a feature is missing or is not a finite number."""
 
 
-class Backend(InferenceBackend):
+class AnomalyScorer(InferenceBackend):
     """Scores records of sensor readings with per-feature z-scores."""
 
     backend_config_model = AnomalyScorerConfig
