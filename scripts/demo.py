@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -103,12 +104,13 @@ def sample_inputs(project: Path = PROJECT) -> list[DemoInput]:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         return DemoInput(case, key.encode(), raw, dead)
 
-    # Normal readings wander within about 2 standard deviations of the healthy means.
-    wobble = [0.3, -1.1, 0.8, 1.7, -0.4, -1.9, 1.2, 0.1, -0.7, 0.5, 1.4, -1.5]
+    # Normal readings wander within 2 standard deviations of the healthy means.
+    rng = np.random.default_rng(2026)
     normal = []
     for i in range(8):
-        z = {f: wobble[(i * 3 + j) % len(wobble)] for j, f in enumerate(features)}
-        normal.append(msg("normal", f"m-{i % 4 + 1:02d}", reading(f"m-{i % 4 + 1:02d}", **z)))
+        machine = f"m-{i % 4 + 1:02d}"
+        z = dict(zip(features, rng.uniform(-2.0, 2.0, len(features)).tolist(), strict=True))
+        normal.append(msg("normal", machine, reading(machine, **z)))
     anomalies = [
         msg("anomaly", "m-01", reading("m-01", temperature_c=6.5)),
         msg("anomaly", "m-02", reading("m-02", pressure_kpa=-8.0)),
@@ -407,29 +409,42 @@ def check_expectations(result: DemoResult) -> list[str]:
 # printing
 
 
-def _short(value: Any, width: int = 150) -> str:
-    text = json.dumps(value, separators=(", ", ": "))
-    return text if len(text) <= width else text[: width - 3] + "..."
+def _brief(output: Any) -> str:
+    """An output record without its per-feature z-scores, on one line."""
+    if isinstance(output, list):
+        return "[" + ", ".join(_brief(o) for o in output) + "]"
+    if isinstance(output, dict):
+        kept = {k: v for k, v in output.items() if k != "z_scores"}
+        return json.dumps(kept, separators=(", ", ": "))
+    return json.dumps(output)
 
 
 def print_results(result: DemoResult, say: Say) -> None:
     """Print a few outputs, one metric event and every dead letter, readably."""
     say("")
-    say("Outputs (input partition@offset, case -> output value):")
-    shown = 0
-    for (p, o), item in sorted(result.inputs.items()):
-        if (p, o) not in result.outputs:
+    say("Outputs, one per input message (input partition@offset, case -> output value):")
+    ordered = sorted(k for k in result.inputs if k in result.outputs)
+    if ordered:
+        first = ordered[0]
+        headers = result.output_headers.get(first, {})
+        say(f"  {first[0]}@{first[1]:<3} {result.inputs[first].case:<11} -> (in full)")
+        for line in json.dumps(result.outputs[first], indent=2).splitlines():
+            say("        " + line)
+        say(
+            "        headers: "
+            + ", ".join(f"{k}={v.decode(errors='replace')}" for k, v in headers.items())
+        )
+    shown_normal = 1
+    hidden = 0
+    for p, o in ordered[1:]:
+        item = result.inputs[(p, o)]
+        if item.case == "normal" and shown_normal >= 3:
+            hidden += 1
             continue
-        if item.case == "normal" and shown >= 3:
-            continue
-        shown += item.case == "normal"
-        say(f"  {p}@{o:<3} {item.case:<11} -> {_short(result.outputs[(p, o)])}")
-    normal_outputs = sum(
-        1 for k, v in result.inputs.items() if k in result.outputs and v.case == "normal"
-    )
-    hidden = normal_outputs - shown
-    if hidden > 0:
-        say(f"  ... and {hidden} more normal readings")
+        shown_normal += item.case == "normal"
+        say(f"  {p}@{o:<3} {item.case:<11} -> {_brief(result.outputs[(p, o)])}")
+    if hidden:
+        say(f"  ... and {hidden} more normal readings (z_scores left out above)")
     say("")
     say("One metric event (from the metrics topic; the worker also logs it on stdout):")
     event = next((e for e in result.metric_events if e.get("records_out")), result.metric_events[0])
@@ -441,11 +456,9 @@ def print_results(result: DemoResult, say: Say) -> None:
         item = result.inputs.get((p, o))
         error = letter.get("error", {})
         original = base64.b64decode(letter.get("value") or b"")
-        say(
-            f"  {p}@{o:<3} {item.case if item else '?':<15} step={error.get('step')} "
-            f"{error.get('type')}: {error.get('message')}"
-        )
-        say(f"         original value: {original[:80]!r}")
+        say(f"  {p}@{o:<3} {item.case if item else '?'}: step={error.get('step')!r}")
+        say(f"         {error.get('type')}: {error.get('message')}")
+        say(f"         original value (base64-decoded): {original[:80]!r}")
 
 
 # ---------------------------------------------------------------------------------------
