@@ -447,7 +447,7 @@ def print_results(result: DemoResult, say: Say) -> None:
         say(f"  ... and {hidden} more normal readings (z_scores left out above)")
     say("")
     say("One metric event (from the metrics topic; the worker also logs it on stdout):")
-    event = next((e for e in result.metric_events if e.get("records_out")), result.metric_events[0])
+    event = max(result.metric_events, key=lambda e: e.get("batch_size") or 0)
     for line in json.dumps(event, indent=2).splitlines():
         say("  " + line)
     say("")
@@ -577,6 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="local broker state folder"
     )
+    parser.add_argument(
+        "--own-broker",
+        action="store_true",
+        help="start a broker for the demo even when a local one already runs",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="bound for each wait (s)")
     args = parser.parse_args(argv)
 
@@ -597,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     broker: LocalKafka | None = None
     try:
         # A broker `scripts/kafka start` runs, or one a previous demo left, is reused.
-        bootstrap = args.bootstrap_servers or running_broker([BROKER_STATE_DIR, args.state_dir])
+        reuse = [args.state_dir] if args.own_broker else [BROKER_STATE_DIR, args.state_dir]
+        bootstrap = args.bootstrap_servers or running_broker(reuse)
         if bootstrap:
             say(f"[  0.0s] Using the running Kafka broker at {bootstrap}")
         else:
