@@ -3,7 +3,8 @@
 from importlib.metadata import version as _version
 
 from packflow.backend import BackendConfig, InferenceBackend, RunResult
+from packflow.project import PackflowProject
 
 __version__ = _version("packflow")
 
-__all__ = ["BackendConfig", "InferenceBackend", "RunResult", "__version__"]
+__all__ = ["BackendConfig", "InferenceBackend", "PackflowProject", "RunResult", "__version__"]

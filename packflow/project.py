@@ -1,0 +1,321 @@
+"""``PackflowProject``: create, check and export a packflow project folder."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
+from packflow.loaders._report import Reporter
+from packflow.loaders.config import (
+    PackflowConfig,
+    PackflowConfigError,
+    apply_env_vars,
+    validate_for_export,
+)
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
+
+__all__ = ["PackflowProject"]
+
+EXPORT_EXCLUDE_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".ipynb_checkpoints",
+        "node_modules",
+        ".idea",
+        ".vscode",
+        ".eggs",
+    }
+)
+"""Folders never exported, at any depth."""
+
+EXPORT_EXCLUDE_PATTERNS = ("*.pyc", "*.pyo", "*.egg-info", ".DS_Store")
+"""File and folder name patterns never exported."""
+
+_MANDATORY_TEMPLATE_FILES = frozenset(
+    {"inference.py", PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME}
+)
+_TEMPLATE_NAME_TOKEN = "{{project_name}}"
+_FILE_MODE = 0o644
+_DIR_MODE = 0o755
+
+
+class PackflowProject:
+    """A packflow project folder: ``packflow.yaml``, the backend module, requirements, docs.
+
+    Args:
+        base_dir: the project folder (resolved to an absolute path).
+    """
+
+    REQUIRED_FILES = [PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME]
+    """Files a project must have to be validated and exported."""
+
+    RECOMMENDED_FILES = ["MODEL_CARD.md", "LICENSE.txt", "README.md"]
+    """Files whose absence, emptiness or untouched template content is a warning."""
+
+    def __init__(self, base_dir: str | Path) -> None:
+        self.base_dir = Path(base_dir).resolve()
+        self.export_warnings: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} @ {self.base_dir}"
+
+    @property
+    def has_packflow_config(self) -> bool:
+        """Whether the folder holds a ``packflow.yaml``."""
+        return (self.base_dir / PACKAGING_CONFIG_NAME).is_file()
+
+    @classmethod
+    def create(
+        cls,
+        project_name: str,
+        force: bool = False,
+        template: str = "minimal",
+        config_data: dict[str, Any] | None = None,
+        optional_files: Iterable[str] | None = None,
+        parent_dir: str | Path = ".",
+    ) -> PackflowProject:
+        """Create ``<parent_dir>/<project_name>`` from a template and return it.
+
+        ``packflow.yaml`` gets the name, version ``0.1.0`` and ``config_data`` (which may
+        override any field); ``requirements.txt`` pins the installed packflow. With
+        ``optional_files`` only ``inference.py``, ``packflow.yaml``, ``requirements.txt`` and
+        the listed template files are written. A folder created here is removed again if
+        anything fails.
+
+        Raises:
+            FileExistsError: the folder exists and ``force`` is false.
+            PackflowConfigError: the name or ``config_data`` is invalid.
+            ValueError: the template or an optional file does not exist.
+        """
+        config = PackflowConfig.from_mapping(
+            {"name": project_name, "version": "0.1.0", **(config_data or {})},
+            source="project settings",
+        )
+        files = _template_files(template)
+        if optional_files is not None:
+            wanted = set(optional_files)
+            unknown = wanted - set(files)
+            if unknown:
+                raise ValueError(
+                    f"Unknown optional file(s) {sorted(unknown)} for template '{template}'; "
+                    f"available: {sorted(files)}"
+                )
+            files = {
+                name: source
+                for name, source in files.items()
+                if name in wanted or name in _MANDATORY_TEMPLATE_FILES
+            }
+
+        base_path = Path(parent_dir).resolve() / config.name
+        if base_path.exists() and not force:
+            raise FileExistsError(
+                f"Directory {base_path} already exists; use --force (force=True) to create "
+                "the project in it (files with template names are overwritten)."
+            )
+        created = not base_path.exists()
+        try:
+            base_path.mkdir(parents=True, exist_ok=True)
+            os.chmod(base_path, _DIR_MODE)
+            for name, source in files.items():
+                text = source.read_text(encoding="utf-8")
+                target = base_path / name
+                target.write_text(text.replace(_TEMPLATE_NAME_TOKEN, config.name), encoding="utf-8")
+                os.chmod(target, _FILE_MODE)
+            config.write_yaml(base_path)
+            config.write_requirements(base_path)
+        except BaseException:
+            if created:
+                shutil.rmtree(base_path, ignore_errors=True)
+            raise
+        return cls(base_path)
+
+    def load_config(self) -> PackflowConfig:
+        """Read ``packflow.yaml`` and apply its ``env`` section to ``os.environ``."""
+        config = PackflowConfig.from_project_path(self.base_dir)
+        apply_env_vars(config)
+        return config
+
+    def validate_required_files(
+        self, verbose: bool = False, config: PackflowConfig | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Check the project's files; return ``(errors, warnings)``.
+
+        Errors: a missing required file, an invalid ``packflow.yaml`` (naming the field),
+        a missing backend module file (by its path, e.g. ``inference.py`` or
+        ``models/scorer.py`` for ``models.scorer:Scorer``), a backend that fails its smoke
+        load, a blank name or version, ``requirements.txt`` not listing packflow. Warnings:
+        requirements not installed or outside their specifier, a missing, empty or untouched
+        recommended file, blank description or maintainers, a Python version mismatch.
+        ``packflow.yaml`` is read here when ``config`` is not given.
+        """
+        report = Reporter(verbose)
+        errors: list[str] = []
+        warnings: list[str] = []
+
+        report.heading("\nRequired files:")
+        for filename in self.REQUIRED_FILES:
+            path = self.base_dir / filename
+            if not path.is_file():
+                errors.append(f"Required file '{filename}' is missing.")
+                report.fail(f"{filename} (missing)")
+                continue
+            report.ok(filename)
+            if filename == PACKAGING_CONFIG_NAME:
+                if config is None:
+                    try:
+                        config = PackflowConfig.from_project_path(self.base_dir)
+                    except PackflowConfigError as exc:
+                        errors.append(str(exc))
+                        report.fail(str(exc), 4)
+                        continue
+                found = validate_for_export(config, project_dir=self.base_dir, verbose=verbose)
+                errors.extend(found[0])
+                warnings.extend(found[1])
+            elif filename == REQUIREMENTS_TEXT_NAME:
+                from packflow.loaders._requirements import check_requirements
+
+                found = check_requirements(path, report)
+                errors.extend(found[0])
+                warnings.extend(found[1])
+
+        report.heading("\nRecommended files:")
+        for filename in self.RECOMMENDED_FILES:
+            problem = self._recommended_file_problem(filename)
+            if problem is None:
+                report.ok(filename)
+            else:
+                warnings.append(problem[1])
+                report.warn(f"{filename} ({problem[0]})")
+        return errors, warnings
+
+    def _recommended_file_problem(self, filename: str) -> tuple[str, str] | None:
+        path = self.base_dir / filename
+        if not path.is_file():
+            return "missing", f"Recommended file '{filename}' is missing."
+        content = path.read_text(encoding="utf-8", errors="replace").strip()
+        if not content:
+            return "empty", f"'{filename}' is empty."
+        untouched = (
+            "{introduction}" in content
+            if filename == "MODEL_CARD.md"
+            else "# Project Name" in content or "Brief description of the analytic" in content
+            if filename == "README.md"
+            else False
+        )
+        if untouched:
+            return "template", f"'{filename}' appears to be unchanged from template."
+        return None
+
+    def export(self, output_directory: str | Path = ".", verbose: bool = False) -> Path:
+        """Validate, then zip the project into ``<output_directory>/<name>-<version>.zip``.
+
+        Paths in the archive are relative to the project folder. Left out: version-control
+        and cache folders (:data:`EXPORT_EXCLUDE_DIRS`), compiled files, files matched by the
+        project's ``.gitignore``, and earlier ``<name>-*.zip`` exports at the project root.
+        Warnings found by validation are kept in :attr:`export_warnings`. The archive is
+        written to a temporary file first, so a failed export leaves no partial archive.
+
+        Raises:
+            ValueError: validation found errors (each listed in the message).
+            OSError: the archive could not be written.
+        """
+        import zipfile
+
+        report = Reporter(verbose)
+        report.heading("\n=== Export Validation ===")
+        report.heading(f"Project: {self.base_dir}")
+        config = self.load_config()
+        errors, warnings = self.validate_required_files(verbose=verbose, config=config)
+        if errors:
+            raise ValueError(
+                "Export blocked due to validation errors:\n"
+                + "\n".join(f"  - {error}" for error in errors)
+            )
+        self.export_warnings = warnings
+
+        archive = config.archive_file_name(output_directory)
+        partial = archive.with_name(f".{archive.name}.partial")
+        old_exports = f"{config.name.replace('-', '_')}-*.zip"
+        try:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zip_file:
+                for relative in self.iter_export_files(extra_root_patterns=[old_exports]):
+                    source = self.base_dir / relative
+                    if source.resolve() in (archive, partial):
+                        continue
+                    zip_file.write(source, relative)
+            partial.replace(archive)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise OSError(f"Could not write the archive {archive}: {exc}") from exc
+        report.heading(f"\nWrote {archive}")
+        return archive
+
+    def iter_export_files(self, extra_root_patterns: Iterable[str] = ()) -> Iterator[str]:
+        """Yield, sorted, the relative POSIX paths of the files :meth:`export` would archive."""
+        from fnmatch import fnmatch
+
+        ignored = self._gitignore_spec()
+        root_patterns = tuple(extra_root_patterns)
+
+        def skipped(name: str, relative: str, is_dir: bool) -> bool:
+            if is_dir and name in EXPORT_EXCLUDE_DIRS:
+                return True
+            if any(fnmatch(name, pattern) for pattern in EXPORT_EXCLUDE_PATTERNS):
+                return True
+            if "/" not in relative and any(fnmatch(name, p) for p in root_patterns):
+                return True
+            return ignored is not None and ignored.match_file(relative + ("/" if is_dir else ""))
+
+        for directory, dirnames, filenames in os.walk(self.base_dir):
+            prefix = Path(directory).relative_to(self.base_dir).as_posix()
+            prefix = "" if prefix == "." else prefix + "/"
+            dirnames[:] = sorted(d for d in dirnames if not skipped(d, prefix + d, True))
+            for name in sorted(filenames):
+                if not skipped(name, prefix + name, False):
+                    yield prefix + name
+
+    def _gitignore_spec(self) -> GitIgnoreSpec | None:
+        gitignore = self.base_dir / ".gitignore"
+        if not gitignore.is_file():
+            return None
+        from pathspec import GitIgnoreSpec
+
+        return GitIgnoreSpec.from_lines(gitignore.read_text(encoding="utf-8").splitlines())
+
+
+def _template_files(template: str) -> dict[str, Any]:
+    """Map project file names to template resources (``inference.py.tmpl`` -> ``inference.py``)."""
+    templates = importlib.resources.files("packflow").joinpath("templates")
+    source = templates.joinpath(template)
+    if not source.is_dir():
+        available = sorted(item.name for item in templates.iterdir() if item.is_dir())
+        raise ValueError(f"Unknown template '{template}'; available: {available}")
+    files: dict[str, Any] = {}
+    for item in source.iterdir():
+        if item.is_file():
+            name = item.name.removesuffix(".tmpl")
+            if name.startswith("dot-"):
+                name = "." + name.removeprefix("dot-")
+            files[name] = item
+    return files
