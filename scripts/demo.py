@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = REPO / "examples" / "anomaly_scorer"
@@ -473,13 +474,15 @@ async def run_demo(
     wait_seconds: float = 60.0,
     worker_log: Path | None = None,
     cleanup_topics: bool = True,
+    clock_start: float | None = None,
 ) -> DemoResult:
     """Run the demo against the broker at ``bootstrap``; raise :class:`DemoError` on failure.
 
     Every wait is bounded by ``wait_seconds`` seconds. The worker is stopped (SIGTERM, then
     SIGKILL) however the run ends, and the demo topics are deleted when ``cleanup_topics``.
+    Progress lines show seconds since ``clock_start`` (a ``time.monotonic()`` value).
     """
-    t0 = time.monotonic()
+    t0 = time.monotonic() if clock_start is None else clock_start
     topics = DemoTopics.fresh()
     result = DemoResult()
 
@@ -554,7 +557,7 @@ def running_broker(state_dirs: list[Path]) -> str | None:
     return None
 
 
-async def _main_async(bootstrap: str, say: Say, wait_seconds: float) -> None:
+async def _main_async(bootstrap: str, say: Say, wait_seconds: float, t0: float) -> None:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -565,6 +568,7 @@ async def _main_async(bootstrap: str, say: Say, wait_seconds: float) -> None:
         say=say,
         wait_seconds=wait_seconds,
         worker_log=DEFAULT_STATE_DIR.parent / "demo-worker.log",
+        clock_start=t0,
     )
 
 
@@ -600,23 +604,27 @@ def main(argv: list[str] | None = None) -> int:
     from kafka_local import KafkaLocalError, LocalKafka
 
     broker: LocalKafka | None = None
+    bootstrap: str | None = args.bootstrap_servers
     try:
         # A broker `scripts/kafka start` runs, or one a previous demo left, is reused.
         reuse = [args.state_dir] if args.own_broker else [BROKER_STATE_DIR, args.state_dir]
         bootstrap = args.bootstrap_servers or running_broker(reuse)
         if bootstrap:
-            say(f"[  0.0s] Using the running Kafka broker at {bootstrap}")
+            say(f"[  0.0s] Using the Kafka broker at {bootstrap}")
         else:
             say(f"[  0.0s] Starting a local Kafka broker (state in {args.state_dir}) ...")
             broker = LocalKafka(args.state_dir, tie_to_parent=True, announce=say)
             bootstrap = broker.start()
             say(f"[{time.monotonic() - t0:5.1f}s] Kafka broker up at {bootstrap}")
         try:
-            asyncio.run(_main_async(bootstrap, say, args.timeout))
+            asyncio.run(_main_async(bootstrap, say, args.timeout, t0))
         finally:
             signal.signal(signal.SIGTERM, interrupted)
     except (DemoError, KafkaLocalError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        print(f"demo: error: Kafka at {bootstrap}: {exc!r}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("demo: interrupted; cleaned up", file=sys.stderr)
