@@ -410,6 +410,11 @@ def check_expectations(result: DemoResult) -> list[str]:
 # printing
 
 
+def _display(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def _brief(output: Any) -> str:
     """An output record without its per-feature z-scores, on one line."""
     if isinstance(output, list):
@@ -503,7 +508,7 @@ async def run_demo(
         step(
             f"Worker started (pid {worker.proc.pid if worker.proc else '?'}, "
             f"health port {started.get('health_port')})"
-            + (f"; its log: {worker_log.relative_to(REPO)}" if worker_log else "")
+            + (f"; its log: {_display(worker_log)}" if worker_log else "")
         )
         inputs = sample_inputs(project)
         result.inputs = await produce(bootstrap, topics.input, inputs)
