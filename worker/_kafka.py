@@ -76,7 +76,9 @@ def make_producer(settings: WorkerSettings, **overrides: Any) -> AIOKafkaProduce
     return AIOKafkaProducer(**options)
 
 
-async def start_with_retry(client: AIOKafkaConsumer | AIOKafkaProducer, seconds: float) -> None:
+async def start_with_retry(
+    client: AIOKafkaConsumer | AIOKafkaProducer, bootstrap: str, seconds: float
+) -> None:
     """Start ``client``, retrying connection failures for up to ``seconds``.
 
     Raises :class:`StartupError` naming the bootstrap address when it never answers.
@@ -85,7 +87,6 @@ async def start_with_retry(client: AIOKafkaConsumer | AIOKafkaProducer, seconds:
     deadline = loop.time() + seconds
     delay = 0.2
     kind = "consumer" if isinstance(client, AIOKafkaConsumer) else "producer"
-    bootstrap = client._client._bootstrap_servers  # aiokafka keeps the list only here
     while True:
         try:
             await client.start()
@@ -94,7 +95,7 @@ async def start_with_retry(client: AIOKafkaConsumer | AIOKafkaProducer, seconds:
             await stop_bounded(client, 2.0)
             if not getattr(exc, "retriable", False) or loop.time() + delay > deadline:
                 raise StartupError(
-                    f"Kafka {kind} could not connect to bootstrap servers {bootstrap} "
+                    f"Kafka {kind} could not connect to bootstrap servers {bootstrap!r} "
                     f"within {seconds:g}s: {type(exc).__name__}: {exc}"
                 ) from exc
         await asyncio.sleep(delay)

@@ -21,6 +21,7 @@ one deadline of ``shutdown_timeout_seconds``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +129,9 @@ class Worker:
         self.batches = 0
         self.rebalances = 0
         self.commits = 0
+        self.pauses = 0
+        self.recent_metrics: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
+        self.assignments = 0
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class Worker:
         self.health_port = self._health.port
 
         self._producer = make_producer(s)
-        await start_with_retry(self._producer, s.startup_timeout_seconds)
+        await start_with_retry(self._producer, s.bootstrap_servers, s.startup_timeout_seconds)
         timeout = s.startup_timeout_seconds
         output_partitions = await output_partition_count(self._producer, s.output_topic, timeout)
         await output_partition_count(self._producer, s.dlq_topic, timeout)
@@ -192,7 +196,7 @@ class Worker:
             logger=self._log,
         )
         self._consumer = make_consumer(s, _Listener(self))
-        await start_with_retry(self._consumer, s.startup_timeout_seconds)
+        await start_with_retry(self._consumer, s.bootstrap_servers, s.startup_timeout_seconds)
 
         self._fetch_task = asyncio.create_task(self._guard(self._fetch_loop()), name="pf-fetch")
         ack_task = asyncio.create_task(self._guard(self._ack_loop()), name="pf-ack")
@@ -261,6 +265,7 @@ class Worker:
         if todo:
             self._consumer.pause(*todo)
             self._paused |= todo
+            self.pauses += 1
             self._log.debug("fetch_paused", partitions=len(self._paused))
 
     def _resume(self) -> None:
@@ -426,6 +431,7 @@ class Worker:
     async def _emit(self, stats: BatchStats) -> None:
         assert self._publisher is not None
         fields = batch_metrics(stats, backend=self.backend_name, worker_id=self.settings.worker_id)
+        self.recent_metrics.append(fields)
         self._log.info(BATCH_METRICS_EVENT, **{k: v for k, v in fields.items() if k != "worker_id"})
         await self._publisher.publish_event({"event": BATCH_METRICS_EVENT, **fields})
 
@@ -449,6 +455,7 @@ class Worker:
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._assigned = set(assigned)
+        self.assignments += 1
         self._paused &= self._assigned
         self._rebalancing = False
         self._last_progress = time.monotonic()
