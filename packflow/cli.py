@@ -1,8 +1,8 @@
 """The ``packflow`` command: ``create``, ``validate`` and ``export`` packflow projects.
 
-Every line the commands print starts with ``Success:``, ``Warning:`` or ``Error:`` (verbose
-check listings aside). Every failure, usage errors included, exits with status 1 and one
-``Error:`` line on stderr, never a traceback.
+Result lines start with ``Success:``, ``Warning:`` or ``Error:`` (the ``-v`` check listings
+aside). ``validate`` prints its findings on stdout and exits 1 when there are errors; any other
+failure, usage errors included, exits 1 with one ``Error:`` line on stderr, never a traceback.
 """
 
 from __future__ import annotations

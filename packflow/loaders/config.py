@@ -298,21 +298,21 @@ def _check_backend(config: PackflowConfig, project_dir: Path, report: Reporter) 
     if config.loader == "local":
         module_file = backend_module_file(config.inference_backend)
         if not (project_dir / module_file).is_file():
-            report.fail(f"{module_file} (missing)", 8)
+            report.fail(f"backend file {module_file} (missing)", 6)
             return [
                 f"Inference backend file '{module_file}' is missing. Required for local loader "
                 f"with inference_backend '{config.inference_backend}'."
             ]
-        report.ok(str(module_file), 8)
+        report.ok(f"backend file {module_file}", 6)
 
     from ._smoke import smoke_load
 
-    report.heading("Smoke test:", 6)
+    report.heading("Smoke test:", 4)
     failure = smoke_load(project_dir, config)
     if failure is None:
-        report.ok(f"{config.inference_backend} loaded and initialized", 8)
+        report.ok(f"{config.inference_backend} loaded and initialized", 6)
         return []
-    report.fail(failure, 8)
+    report.fail(failure, 6)
     return [f"inference_backend '{config.inference_backend}' failed smoke test: {failure}"]
 
 

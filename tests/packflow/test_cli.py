@@ -58,6 +58,7 @@ def test_usage_errors_exit_1() -> None:
     assert_failed_cleanly(run("create"))
     assert_failed_cleanly(run("frobnicate"))
     assert_failed_cleanly(run("validate", "--bogus"))
+    assert_failed_cleanly(run("--bogus"))
 
 
 def test_create_then_validate_passes_with_template_warnings(in_tmp: Path) -> None:
