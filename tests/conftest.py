@@ -19,6 +19,11 @@
     until every partition has a leader and returns its name. The broker never
     auto-creates topics: create each one the test uses.
 
+``create_topic_on`` (function scope)
+    Same as ``create_topic`` on a broker of your own (e.g. a ``LocalKafka`` a restart
+    test starts): ``await create_topic_on(bootstrap, partitions=1, *, prefix=None,
+    config=None) -> str``.
+
 ``kafka_admin`` (function scope)
     A synchronous ``KafkaAdmin`` helper for non-async tests: ``create_topic(...)`` as
     above and ``describe_topic(name)``.
@@ -210,6 +215,37 @@ def create_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Create
     ) -> str:
         name = topic_name(prefix or request.node.name)
         await create_kafka_topic(kafka_bootstrap, name, partitions, config)
+        return name
+
+    return create
+
+
+class CreateTopicOn(Protocol):
+    """The callable the ``create_topic_on`` fixture returns."""
+
+    def __call__(
+        self,
+        bootstrap: str,
+        partitions: int = 1,
+        *,
+        prefix: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> Awaitable[str]: ...
+
+
+@pytest.fixture
+def create_topic_on(request: pytest.FixtureRequest) -> CreateTopicOn:
+    """Like ``create_topic`` but on the broker whose bootstrap address is passed."""
+
+    async def create(
+        bootstrap: str,
+        partitions: int = 1,
+        *,
+        prefix: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> str:
+        name = topic_name(prefix or request.node.name)
+        await create_kafka_topic(bootstrap, name, partitions, config)
         return name
 
     return create

@@ -29,6 +29,7 @@ from .broker import (
     DEFAULT_STATE_DIR,
     LocalKafka,
     default_kafka_version,
+    default_libs_root,
 )
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "StartupError",
     "check_bootstrap",
     "default_kafka_version",
+    "default_libs_root",
     "fetch_metadata",
 ]

@@ -48,6 +48,12 @@ _PR_SET_PDEATHSIG = 1
 _STARTUP_ATTEMPTS = 3
 
 
+def default_libs_root() -> Path:
+    """Where jar sets are cached: ``$PACKFLOW_KAFKA_LIBS_DIR`` or ``.kafka/libs``."""
+    custom = os.environ.get("PACKFLOW_KAFKA_LIBS_DIR")
+    return Path(custom) if custom else DEFAULT_LIBS_ROOT
+
+
 def default_kafka_version() -> str:
     """The broker version to use: ``$PACKFLOW_KAFKA_VERSION`` or the tested default."""
     return os.environ.get("PACKFLOW_KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
@@ -70,7 +76,7 @@ class LocalKafka:
         self,
         state_dir: Path | str = DEFAULT_STATE_DIR,
         *,
-        libs_root: Path | str = DEFAULT_LIBS_ROOT,
+        libs_root: Path | str | None = None,
         version: str | None = None,
         port: int | None = None,
         controller_port: int | None = None,
@@ -81,7 +87,7 @@ class LocalKafka:
         announce: Callable[[str], None] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
-        self.libs_root = Path(libs_root).resolve()
+        self.libs_root = Path(libs_root or default_libs_root()).resolve()
         self.version = version or default_kafka_version()
         self._requested_port = port
         self._requested_controller_port = controller_port

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import KafkaLocalError
-from .broker import DEFAULT_LIBS_ROOT, DEFAULT_STATE_DIR, LocalKafka, default_kafka_version
+from .broker import DEFAULT_STATE_DIR, LocalKafka, default_kafka_version
 
 _PROG = "kafka"
 
@@ -71,7 +71,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "start":
         broker = LocalKafka(
             args.state_dir,
-            libs_root=DEFAULT_LIBS_ROOT,
             version=args.kafka_version,
             port=args.port,
             controller_port=args.controller_port,
@@ -83,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         _announce(f"Apache Kafka {broker.version} is up (pid {broker.pid}, log {broker.log_file})")
         print(bootstrap, flush=True)
         return 0
-    broker = LocalKafka(args.state_dir, libs_root=DEFAULT_LIBS_ROOT)
+    broker = LocalKafka(args.state_dir)
     if args.command == "stop":
         broker.stop(timeout=args.timeout)
         _announce(f"stopped the broker of {broker.state_dir}")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ._helpers import ROOT
+
 pytestmark = pytest.mark.kafka
 
 CreateTopic = Callable[..., Awaitable[str]]
 WAIT = 30.0
+SAMPLE_TEST = "test_create_topic_makes_unique_topics_with_leaders"
 
 
 async def consume(consumer: AIOKafkaConsumer, count: int, within: float = WAIT) -> list[Any]:
@@ -223,3 +230,55 @@ async def test_offsets_sent_in_a_transaction_commit_only_with_it(
             await consumer.stop()
     assert committed == 7
     assert [r.value for r in outputs] == [b"out-committed"]
+
+
+def _run_fixture_test(env_changes: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
+    """Run one fixture test in a child pytest with a modified environment."""
+    env = dict(os.environ)
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    target = f"{Path(__file__).relative_to(ROOT)}::{SAMPLE_TEST}"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=150,
+        check=False,
+    )
+
+
+def test_kafka_unavailable_is_a_failure_with_reason_and_fix_not_a_skip(tmp_path: Path) -> None:
+    result = _run_fixture_test(
+        {
+            "PACKFLOW_TEST_BOOTSTRAP_SERVERS": None,
+            "PACKFLOW_TEST_KAFKA": "local",
+            "JAVA_HOME": str(tmp_path),
+        }
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "1 error" in output
+    assert "skipped" not in output
+    assert f"Kafka is unavailable for the tests: JAVA_HOME={tmp_path} has no bin/java" in output
+    assert "Fix: install a JDK 17+" in output
+
+
+def test_bootstrap_env_var_is_used_instead_of_starting_a_broker(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A JAVA_HOME without java would make a local start fail: passing proves reuse.
+    result = _run_fixture_test(
+        {
+            "PACKFLOW_TEST_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "PACKFLOW_TEST_KAFKA": "local",
+            "JAVA_HOME": str(tmp_path),
+        }
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

@@ -1,0 +1,128 @@
+"""``scripts/kafka``: the lifecycle and each error path (one clear line, non-zero exit)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from ._helpers import env_with_only_java, env_without_java, error_lines, pid_alive, run_cli
+
+pytestmark = pytest.mark.kafka
+
+ADDRESS = re.compile(r"^127\.0\.0\.1:\d+$")
+
+
+def test_lifecycle_start_status_logs_stop_without_maven_once_jars_are_cached(
+    tmp_path: Path,
+) -> None:
+    # Jars are cached by the session broker or an earlier run; PATH without mvn proves
+    # the start is offline.
+    state = str(tmp_path / "broker")
+    env = env_with_only_java(tmp_path)
+    started = run_cli("--state-dir", state, "start", env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        bootstrap = started.stdout.splitlines()[-1]
+        assert ADDRESS.match(bootstrap)
+        pid = int((tmp_path / "broker" / "broker.pid").read_text())
+        assert pid_alive(pid)
+
+        status = run_cli("--state-dir", state, "status", env=env)
+        assert (status.returncode, status.stdout.strip()) == (0, bootstrap)
+
+        again = run_cli("--state-dir", state, "start", env=env)
+        assert again.returncode == 1
+        assert again.stdout == ""
+        assert error_lines(again) == [
+            f"kafka: error: a Kafka broker is already running at {bootstrap} "
+            f"(pid {pid}, state dir {tmp_path / 'broker'}); stop it first"
+        ]
+
+        logs = run_cli("--state-dir", state, "logs", "-n", "5", env=env)
+        assert logs.returncode == 0
+        assert len(logs.stdout.splitlines()) == 5
+        full_log = (tmp_path / "broker" / "broker.log").read_text()
+        assert "Kafka Server started" in full_log
+    finally:
+        stopped = run_cli("--state-dir", state, "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not pid_alive(pid)
+
+    after = run_cli("--state-dir", state, "status", env=env)
+    assert (after.returncode, after.stdout) == (1, "")
+    stop_again = run_cli("--state-dir", state, "stop", env=env)
+    assert stop_again.returncode == 1
+    assert error_lines(stop_again) == [
+        f"kafka: error: no Kafka broker is running for {tmp_path / 'broker'}"
+    ]
+
+
+def test_stop_when_none_ever_ran_fails_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("--state-dir", str(tmp_path / "nothing"), "stop")
+    assert result.returncode == 1
+    assert len(error_lines(result)) == 1
+    assert "no Kafka broker is running" in result.stderr
+
+
+def test_start_on_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--state-dir", str(tmp_path / "b"), "start", "--port", str(port))
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"kafka: error: port 127.0.0.1:{port} is already in use: choose another one "
+        "or leave the port out to pick a free one"
+    ]
+    assert not (tmp_path / "b" / "broker.pid").exists()
+
+
+def test_start_without_java_on_path_fails_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", env=env_without_java(tmp_path))
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith("kafka: error: no Java runtime found: install a JDK 17+")
+
+
+def test_start_with_java_home_lacking_java_fails_with_one_line(tmp_path: Path) -> None:
+    env = dict(os.environ, JAVA_HOME=str(tmp_path))
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", env=env)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith(f"kafka: error: JAVA_HOME={tmp_path} has no bin/java")
+
+
+def test_failed_download_fails_with_one_line_naming_the_cause(tmp_path: Path) -> None:
+    # An empty jar cache and an empty Maven repository in offline mode: Maven must fail.
+    env = dict(
+        os.environ,
+        PACKFLOW_KAFKA_LIBS_DIR=str(tmp_path / "libs"),
+        MAVEN_OPTS=f"-Dmaven.repo.local={tmp_path / 'm2'}",
+    )
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", "--offline", env=env)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith("kafka: error: could not download Apache Kafka ")
+    assert "offline mode" in line
+    assert f"full log: {tmp_path / 'libs'}" in line
+    assert not (tmp_path / "libs" / "4.4.0").exists()
+
+
+def test_first_start_without_maven_fails_with_one_line(tmp_path: Path) -> None:
+    env = env_with_only_java(tmp_path)
+    env["PACKFLOW_KAFKA_LIBS_DIR"] = str(tmp_path / "libs")
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", env=env)
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert "Maven (mvn) is needed once to download Apache Kafka" in line
+
+
+def test_bad_setting_is_rejected_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", "--set", "no-equals-sign")
+    assert result.returncode == 1
+    assert error_lines(result) == ["kafka: error: --set 'no-equals-sign' is not KEY=VALUE"]
