@@ -1,0 +1,428 @@
+"""Shared pieces of the worker benchmarks: broker, topics, records, worker process, timings.
+
+Not a public module: ``worker_throughput.py`` and ``worker_memory.py`` import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+BROKER_STATE_DIR = REPO / ".kafka" / "bench"
+SOURCE_HEADER = "packflow-source"
+#: The worker's producer and consumer options (worker/_kafka.py, worker/settings.py), so
+#: that the bare aiokafka pipe runs with the same client configuration.
+PRODUCER_OPTIONS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    "max_batch_size": 256 * 1024,
+}
+CONSUMER_OPTIONS: dict[str, Any] = {
+    "fetch_max_bytes": 8 * 1024 * 1024,
+    "max_partition_fetch_bytes": 1024 * 1024,
+}
+
+
+def log(text: str) -> None:
+    """Progress line on stderr (stdout carries the JSON result)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def kafka(bootstrap_servers: str | None) -> Iterator[str]:
+    """Yield ``bootstrap_servers``, or start a local broker for the bench and stop it after."""
+    if bootstrap_servers:
+        yield bootstrap_servers
+        return
+    sys.path.insert(0, str(REPO / "scripts"))
+    from kafka_local import LocalKafka
+
+    broker = LocalKafka(BROKER_STATE_DIR, tie_to_parent=True, announce=log)
+    if broker.is_running():
+        log(f"reusing the bench broker at {broker.bootstrap_servers}")
+        yield broker.bootstrap_servers
+        return
+    log(f"starting a local Kafka broker in {BROKER_STATE_DIR} ...")
+    bootstrap = broker.start()
+    log(f"broker up at {bootstrap}")
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+        log("broker stopped")
+
+
+def run_id() -> str:
+    """A short random id that keeps topic and group names of separate runs apart."""
+    return uuid.uuid4().hex[:8]
+
+
+async def create_topic(
+    bootstrap: str, name: str, partitions: int, *, log_append_time: bool = False
+) -> None:
+    """Create ``name``; output topics use broker-side (LogAppendTime) timestamps."""
+    configs = {"message.timestamp.type": "LogAppendTime"} if log_append_time else {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs)]
+        )
+    finally:
+        await admin.close()
+    _PARTITION_COUNTS[name] = partitions
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete bench topics so that a reused broker's disk does not fill (best effort)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    with contextlib.suppress(Exception):
+        try:
+            await asyncio.wait_for(admin.start(), 10)
+            await asyncio.wait_for(admin.delete_topics(names), 30)
+        finally:
+            await admin.close()
+
+
+def make_record(i: int, size: int = 500) -> bytes:
+    """A JSON object of about ``size`` bytes: a few typed fields plus padding."""
+    head = {
+        "id": i,
+        "device": f"dev-{i % 1000:04d}",
+        "site": ["north", "south", "east", "west"][i % 4],
+        "values": [round((i * 7919 + k * 104729) % 10007 / 97.0, 3) for k in range(8)],
+        "ok": i % 17 != 0,
+    }
+    base = json.dumps(head, separators=(",", ":"))
+    pad = max(0, size - len(base) - len(',"note":""'))
+    return (base[:-1] + ',"note":"' + "x" * pad + '"}').encode()
+
+
+async def produce_records(
+    bootstrap: str, topic: str, count: int, *, record_bytes: int = 500, start: int = 0
+) -> float:
+    """Produce ``count`` records as fast as the client goes; return the seconds it took."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    t0 = time.perf_counter()
+    try:
+        chunk: list[asyncio.Future[Any]] = []
+        for i in range(start, start + count):
+            chunk.append(
+                await producer.send(topic, make_record(i, record_bytes), key=str(i).encode())
+            )
+            if len(chunk) >= 20_000:
+                await asyncio.gather(*chunk)
+                chunk = []
+        await asyncio.gather(*chunk)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - t0
+
+
+async def produce_at_rate(
+    bootstrap: str, topic: str, count: int, rate: float, *, record_bytes: int = 500
+) -> float:
+    """Produce ``count`` records at ``rate`` per second (smoothly); return the achieved rate."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    await producer.start()
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < count:
+            due = min(count, int((time.perf_counter() - t0) * rate) + 1)
+            while sent < due:
+                pending.append(
+                    await producer.send(
+                        topic, make_record(sent, record_bytes), key=str(sent).encode()
+                    )
+                )
+                sent += 1
+            if len(pending) > 5000:
+                await asyncio.gather(*pending)
+                pending = []
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*pending)
+        return count / (time.perf_counter() - t0)
+    finally:
+        await producer.stop()
+
+
+#: Partition counts of the topics this process created (every topic the bench reads).
+_PARTITION_COUNTS: dict[str, int] = {}
+
+
+async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, a topic that :func:`create_topic` made."""
+    return [TopicPartition(topic, p) for p in range(_PARTITION_COUNTS[topic])]
+
+
+async def end_offsets_total(consumer: AIOKafkaConsumer, topic: str) -> int:
+    """The number of messages in ``topic`` (sum of its partitions' end offsets)."""
+    tps = await partitions(consumer, topic)
+    if not tps:
+        return 0
+    ends = await consumer.end_offsets(tps)
+    return sum(ends.values())
+
+
+async def wait_for_messages(
+    bootstrap: str,
+    topics: list[str],
+    expected: int,
+    deadline_s: float,
+    *,
+    alive: Any = None,
+) -> int:
+    """Poll until ``topics`` together hold ``expected`` messages; return the count reached.
+
+    ``alive`` (a callable returning bool) stops the wait early when the process under test
+    has died. Raises ``TimeoutError`` past ``deadline_s`` seconds.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + deadline_s
+        total = 0
+        while True:
+            total = 0
+            for topic in topics:
+                total += await end_offsets_total(consumer, topic)
+            if total >= expected:
+                return total
+            if alive is not None and not alive():
+                raise RuntimeError(f"process under test died; {total}/{expected} messages out")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {total}/{expected} messages after {deadline_s:.0f} s")
+            await asyncio.sleep(0.25)
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class TopicDump:
+    """Timestamps (ms) of a topic's messages, and their source positions when they have one."""
+
+    timestamps: list[int] = field(default_factory=list)
+    sources: list[tuple[int, int] | None] = field(default_factory=list)
+
+
+async def read_topic(bootstrap: str, topic: str, *, with_sources: bool) -> TopicDump:
+    """Read every message currently in ``topic`` (timestamps and source headers only)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **CONSUMER_OPTIONS
+    )
+    await consumer.start()
+    dump = TopicDump()
+    try:
+        tps = await partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, recs in batches.items():
+                for rec in recs:
+                    dump.timestamps.append(rec.timestamp)
+                    if with_sources:
+                        dump.sources.append(_source_of(rec.headers))
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return dump
+
+
+async def read_input_timestamps(bootstrap: str, topic: str) -> dict[tuple[int, int], int]:
+    """``{(partition, offset): timestamp_ms}`` for every message of an input topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **CONSUMER_OPTIONS
+    )
+    await consumer.start()
+    out: dict[tuple[int, int], int] = {}
+    try:
+        tps = await partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, recs in batches.items():
+                for rec in recs:
+                    out[(tp.partition, rec.offset)] = rec.timestamp
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def _source_of(headers: Any) -> tuple[int, int] | None:
+    for name, value in headers or ():
+        if name == SOURCE_HEADER:
+            _topic, partition, offset = value.decode().rsplit("/", 2)
+            return int(partition), int(offset)
+    return None
+
+
+def throughput(timestamps: list[int]) -> float:
+    """Records per second between the first and the last output (broker timestamps, ms)."""
+    if len(timestamps) < 2:
+        return float("nan")
+    span_ms = max(timestamps) - min(timestamps)
+    return len(timestamps) / (max(span_ms, 1) / 1000.0)
+
+
+def latencies(
+    inputs: dict[tuple[int, int], int], outputs: TopicDump, since_ms: int | None = None
+) -> dict[str, float]:
+    """End-to-end latency (output timestamp - input timestamp) percentiles, in ms."""
+    values = []
+    for ts, src in zip(outputs.timestamps, outputs.sources, strict=True):
+        if src is None or src not in inputs:
+            continue
+        t_in = inputs[src]
+        if since_ms is not None and t_in < since_ms:
+            continue
+        values.append(ts - t_in)
+    if not values:
+        return {"count": 0}
+    arr = np.asarray(values, dtype=np.float64)
+    return {
+        "count": len(values),
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p90_ms": float(np.percentile(arr, 90)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "max_ms": float(arr.max()),
+    }
+
+
+@dataclass
+class WorkerRun:
+    """A ``packflow-worker`` subprocess running the bench's identity backend."""
+
+    bootstrap: str
+    input_topic: str
+    output_topic: str
+    dlq_topic: str
+    group_id: str
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        """Start the worker (``--health-port 0``); its stdout and stderr go to ``log_path``."""
+        script = Path(sys.executable).parent / "packflow-worker"
+        base = [str(script)] if script.exists() else [sys.executable, "-m", "worker"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PACKFLOW_")}
+        env.update(
+            PACKFLOW_BOOTSTRAP_SERVERS=self.bootstrap,
+            PACKFLOW_INPUT_TOPIC=self.input_topic,
+            PACKFLOW_OUTPUT_TOPIC=self.output_topic,
+            PACKFLOW_DLQ_TOPIC=self.dlq_topic,
+            PACKFLOW_GROUP_ID=self.group_id,
+            PACKFLOW_LOG_LEVEL="INFO",  # batch_metrics events are INFO
+        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log_file:
+            self.proc = subprocess.Popen(
+                [
+                    *base,
+                    "--backend",
+                    "identity_backend:Backend",
+                    "--loader",
+                    "local",
+                    "--health-port",
+                    "0",
+                    *self.extra_args,
+                ],
+                cwd=BENCH,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        self.started_at = time.time()
+
+    def alive(self) -> bool:
+        """Tell whether the worker process is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM the worker and return its exit code (SIGKILL after ``timeout``)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def batch_metrics(self) -> list[dict[str, Any]]:
+        """The ``batch_metrics`` events the worker logged."""
+        events = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if '"batch_metrics"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the worker's log, for error messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def summarise_batches(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean batch size and mean per-step milliseconds over the worker's metric events."""
+    if not events:
+        return {"batches": 0}
+    steps: dict[str, list[float]] = {}
+    for e in events:
+        for name, ms in (e.get("steps_ms") or {}).items():
+            if isinstance(ms, int | float):
+                steps.setdefault(name, []).append(float(ms))
+    return {
+        "batches": len(events),
+        "mean_batch_size": round(float(np.mean([e.get("batch_size", 0) for e in events])), 1),
+        "dead_letters": int(sum(e.get("dead_letters", 0) for e in events)),
+        "mean_steps_ms": {k: round(float(np.mean(v)), 3) for k, v in steps.items()},
+    }
+
+
+def save_result(name: str, result: dict[str, Any]) -> Path:
+    """Write ``result`` to bench/results/<name>-<time>.json and print it on stdout."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    text = json.dumps(result, indent=2)
+    path.write_text(text + "\n")
+    print(text, flush=True)
+    log(f"saved {path.relative_to(REPO)}")
+    return path
