@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -109,6 +110,8 @@ def create(project_name: str, force: bool, no_input: bool) -> None:
         )
     project = PackflowProject.create(project_name, force=force)
     _success(repr(project))
+    if not sys.stdout.isatty():
+        return
     click.echo("\n  Next steps:")
     click.echo(f"    cd {project_name}")
     click.echo("    edit inference.py       implement the execute() method")

@@ -64,7 +64,7 @@ def test_usage_errors_exit_1() -> None:
 def test_create_then_validate_passes_with_template_warnings(in_tmp: Path) -> None:
     created = run("create", "demo")
     assert created.exit_code == 0, created.output
-    assert created.output.startswith(f"Success: PackflowProject @ {in_tmp / 'demo'}")
+    assert created.output == f"Success: PackflowProject @ {in_tmp / 'demo'}\n"
 
     result = run("validate", "demo")
     assert result.exit_code == 0, result.output
