@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from packflow.backend._compiled import compile_select_direct
 from packflow.backend.configuration import BackendConfig, InputFormats
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
 from packflow.utils._paths import MISSING, AmbiguousPathError, Path
@@ -211,8 +212,19 @@ class RecordsPreprocessor(Preprocessor):
             f.target.nested for f in (*self._renames, *self._features)
         )
         self._process: Callable[[Records], Records]
-        if config.feature_names:
-            self._process = self._select_flat if flatten else self._select_direct
+        if config.feature_names and flatten:
+            self._process = self._select_flat
+        elif config.feature_names:
+            compiled = compile_select_direct(
+                [(f.source, f.target) for f in self._renames],
+                [(f.source, f.skip_if_set) for f in self._features],
+                self._check,
+                self._nested_out,
+                _not_a_record,
+                _record_error,
+                PreprocessorRuntimeError,
+            )
+            self._process = compiled or self._select_direct
         else:
             self._process = self._move_flat if flatten else self._move_direct
 

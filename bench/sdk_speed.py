@@ -1,0 +1,251 @@
+"""SDK speed and memory: this project's packflow vs the published packflow==0.4.1.
+
+Usage::
+
+    .venv/bin/python bench/sdk_speed.py [--quick] [--rounds N] [--seconds S]
+
+Creates (once) ``bench/.venv-packflow041`` with ``packflow==0.4.1`` from PyPI, then runs the
+same workloads against both in subprocesses, alternating which goes first each round, and
+prints one JSON document: median records/s per implementation and their ratio per workload,
+plus tracemalloc peak bytes and net allocated blocks for one call on 1,000 records.
+
+Workloads:
+  identity_one_record   one-record call of an identity backend, no preprocessing options
+  records_features      1,000 nested records, feature_names (5 dotted paths) + rename_fields
+  records_flatten       the same records, flatten_nested_inputs and 4 features
+  numpy_features        numpy preprocessor with 8 nested features
+
+It never asserts anything about time; read the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OURS_PYTHON = REPO / ".venv" / "bin" / "python"
+BASELINE_VENV = HERE / ".venv-packflow041"
+BASELINE_PYTHON = BASELINE_VENV / "bin" / "python"
+BASELINE_REQUIREMENT = "packflow==0.4.1"
+
+N_RECORDS = 1000
+RENAME = {"metrics.b": "score"}
+FEATURES_5 = ["user.age", "user.geo.lat", "device.os", "metrics.a", "score"]
+FEATURES_4 = ["user.age", "user.geo.lat", "device.os", "metrics.a"]
+FEATURES_8 = [
+    "user.age",
+    "user.geo.lat",
+    "user.geo.lon",
+    "metrics.a",
+    "metrics.b",
+    "metrics.c",
+    "device.ram_gb",
+    "payload.window.mean",
+]
+
+
+def make_record(i: int) -> dict[str, Any]:
+    """A nested event record with ~20 leaves, lists included."""
+    return {
+        "id": f"evt-{i}",
+        "ts": 1_700_000_000 + i,
+        "user": {
+            "id": i % 97,
+            "age": 20 + i % 50,
+            "geo": {"lat": 48.1 + i * 1e-4, "lon": 11.5 - i * 1e-4, "country": "DE"},
+        },
+        "device": {"os": "linux" if i % 2 else "android", "model": "x1", "ram_gb": 4 + i % 8},
+        "metrics": {"a": i * 0.5, "b": i % 13, "c": 1.0 / (1 + i)},
+        "payload": {"window": {"mean": 0.25 * i, "std": 1.5}, "values": [1, 2, 3, i]},
+        "tags": ["alpha", "beta"],
+    }
+
+
+# -- child: runs inside one implementation's interpreter ---------------------------------------
+
+
+def _silence_logs() -> None:
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    try:
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    except ImportError:  # pragma: no cover - baseline environment
+        pass
+    try:
+        from loguru import logger
+
+        logger.remove()
+    except ImportError:
+        pass
+
+
+def _backends() -> dict[str, tuple[Any, list[dict[str, Any]]]]:
+    from packflow import InferenceBackend
+
+    class Identity(InferenceBackend):  # type: ignore[misc]
+        def execute(self, inputs: Any) -> Any:
+            return inputs
+
+    rows = [{} for _ in range(N_RECORDS)]
+
+    class ArrayConsumer(InferenceBackend):  # type: ignore[misc]
+        def execute(self, inputs: Any) -> Any:
+            return rows
+
+    records = [make_record(i) for i in range(N_RECORDS)]
+    return {
+        "identity_one_record": (Identity(), [make_record(0)]),
+        "records_features": (
+            Identity(feature_names=FEATURES_5, rename_fields=RENAME),
+            records,
+        ),
+        "records_flatten": (
+            Identity(flatten_nested_inputs=True, feature_names=FEATURES_4),
+            records,
+        ),
+        "numpy_features": (ArrayConsumer(input_format="numpy", feature_names=FEATURES_8), records),
+    }
+
+
+def _rate(backend: Any, batch: list[dict[str, Any]], seconds: float) -> float:
+    """Records per second over at least ``seconds`` of back-to-back calls."""
+    backend(batch)  # warm up
+    calls = 0
+    per_check = 1 if len(batch) > 1 else 2000
+    start = time.perf_counter()
+    deadline = start + seconds
+    now = start
+    while now < deadline:
+        for _ in range(per_check):
+            backend(batch)
+        calls += per_check
+        now = time.perf_counter()
+    return calls * len(batch) / (now - start)
+
+
+def _memory(backend: Any, batch: list[dict[str, Any]]) -> dict[str, int]:
+    """Peak traced bytes and net new blocks for one call (its result kept alive)."""
+    backend(batch)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    tracemalloc.reset_peak()
+    base_current, _ = tracemalloc.get_traced_memory()
+    result = backend(batch)
+    _, peak = tracemalloc.get_traced_memory()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    diff = after.filter_traces(filters).compare_to(before.filter_traces(filters), "filename")
+    net_blocks = sum(stat.count_diff for stat in diff)
+    del result
+    return {"peak_bytes": peak - base_current, "net_blocks": net_blocks}
+
+
+def child_main(seconds: float) -> None:
+    _silence_logs()
+    import packflow
+
+    out: dict[str, Any] = {"version": getattr(packflow, "__version__", "?"), "rates": {}}
+    cases = _backends()
+    for name, (backend, batch) in cases.items():
+        out["rates"][name] = _rate(backend, batch, seconds)
+    identity = cases["identity_one_record"][0]
+    records = cases["records_features"][1]
+    out["memory"] = {
+        "identity_1000": _memory(identity, records),
+        "records_features_1000": _memory(cases["records_features"][0], records),
+        "records_flatten_1000": _memory(cases["records_flatten"][0], records),
+    }
+    json.dump(out, sys.stdout)
+
+
+# -- parent --------------------------------------------------------------------------------------
+
+
+def ensure_baseline() -> None:
+    if BASELINE_PYTHON.exists():
+        probe = subprocess.run(
+            [str(BASELINE_PYTHON), "-c", "import packflow"],
+            capture_output=True,
+            check=False,
+            cwd=tempfile.gettempdir(),
+        )
+        if probe.returncode == 0:
+            return
+    print(f"creating {BASELINE_VENV} with {BASELINE_REQUIREMENT}", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(BASELINE_VENV)], check=True)
+    subprocess.run(
+        [str(BASELINE_PYTHON), "-m", "pip", "install", "-q", BASELINE_REQUIREMENT], check=True
+    )
+
+
+def run_child(python: Path, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as cwd:  # keep the repo's packflow/ off sys.path
+        done = subprocess.run(
+            [str(python), str(Path(__file__).resolve()), "--child", "--seconds", str(seconds)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child {python} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 0.25 s per workload")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    seconds = args.seconds or (0.25 if args.quick else 1.0)
+    if args.child:
+        child_main(seconds)
+        return
+    rounds = args.rounds or (3 if args.quick else 7)
+    ensure_baseline()
+    impls = {"packflow": OURS_PYTHON, "packflow_0_4_1": BASELINE_PYTHON}
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
+    order = list(impls)
+    for _ in range(rounds):
+        for name in order:
+            samples[name].append(run_child(impls[name], seconds))
+        order.reverse()
+    report: dict[str, Any] = {
+        "rounds": rounds,
+        "seconds_per_workload": seconds,
+        "versions": {name: samples[name][0]["version"] for name in impls},
+        "workloads": {},
+        "memory_one_call_1000_records": {name: samples[name][0]["memory"] for name in impls},
+    }
+    for workload in samples["packflow"][0]["rates"]:
+        medians = {
+            name: statistics.median(s["rates"][workload] for s in samples[name]) for name in impls
+        }
+        report["workloads"][workload] = {
+            "records_per_s": {name: round(value) for name, value in medians.items()},
+            "ratio": round(medians["packflow"] / medians["packflow_0_4_1"], 2),
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
