@@ -25,6 +25,7 @@ from worker.errors import PublishError, StartupError
 from worker.settings import WorkerSettings
 
 __all__ = [
+    "describe",
     "make_consumer",
     "make_producer",
     "output_partition_count",
@@ -35,6 +36,13 @@ __all__ = [
 
 # A message-level refusal: sending the same message again cannot succeed.
 _MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, without repeating the type when aiokafka's message already has it."""
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def make_consumer(
@@ -96,7 +104,7 @@ async def start_with_retry(
             if not getattr(exc, "retriable", False) or loop.time() + delay > deadline:
                 raise StartupError(
                     f"Kafka {kind} could not connect to bootstrap servers {bootstrap!r} "
-                    f"within {seconds:g}s: {type(exc).__name__}: {exc}"
+                    f"within {seconds:g}s: {describe(exc)}"
                 ) from exc
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
@@ -120,7 +128,7 @@ async def output_partition_count(producer: AIOKafkaProducer, topic: str, seconds
         partitions = await asyncio.wait_for(producer.partitions_for(topic), seconds)
     except (TimeoutError, KafkaError) as exc:
         raise StartupError(
-            f"topic {topic!r} is not available within {seconds:g}s: {type(exc).__name__}: {exc}"
+            f"topic {topic!r} is not available within {seconds:g}s: {describe(exc)}"
         ) from exc
     if not partitions:
         raise StartupError(f"topic {topic!r} has no partitions")

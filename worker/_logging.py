@@ -33,5 +33,19 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=True,
     )
-    # aiokafka logs through the standard library: keep its warnings, as JSON-free stderr lines.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # aiokafka logs through the standard library: its warnings become JSON lines too.
+    root = logging.getLogger()
+    root.handlers[:] = [_StructlogHandler()]
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+class _StructlogHandler(logging.Handler):
+    """Forwards standard-library log records (aiokafka's) to structlog as ``library_log``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            structlog.get_logger(record.name).log(
+                record.levelno, "library_log", logger=record.name, message=record.getMessage()
+            )
+        except Exception:  # logging must never break the worker
+            self.handleError(record)

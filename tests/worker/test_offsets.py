@@ -1,0 +1,83 @@
+"""OffsetTracker: commit only the contiguous acknowledged prefix, never past a gap."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.offsets import OffsetTracker
+
+TP = TopicPartition("t", 0)
+
+
+def test_nothing_is_committable_before_any_ack():
+    tracker = OffsetTracker()
+    tracker.register(TP, [0, 1, 2])
+    assert tracker.to_commit() == {}
+
+
+def test_a_gap_holds_the_position_until_it_is_acknowledged():
+    tracker = OffsetTracker()
+    epoch = tracker.register(TP, [10, 11, 12])
+    tracker.ack(TP, 11, epoch)
+    tracker.ack(TP, 12, epoch)
+    assert tracker.to_commit() == {}
+    tracker.ack(TP, 10, epoch)
+    assert tracker.to_commit() == {TP: 13}
+
+
+def test_offsets_with_holes_from_compaction_commit_past_the_last_acknowledged():
+    tracker = OffsetTracker()
+    epoch = tracker.register(TP, [3, 7, 9])
+    tracker.ack(TP, 3, epoch)
+    tracker.ack(TP, 7, epoch)
+    assert tracker.to_commit() == {TP: 8}
+
+
+def test_committed_positions_are_not_offered_again():
+    tracker = OffsetTracker()
+    epoch = tracker.register(TP, [0])
+    tracker.ack(TP, 0, epoch)
+    tracker.mark_committed(tracker.to_commit())
+    assert tracker.to_commit() == {}
+
+
+def test_acks_from_before_a_revocation_are_ignored():
+    tracker = OffsetTracker()
+    old = tracker.register(TP, [0, 1])
+    tracker.forget({TP})
+    new = tracker.register(TP, [0, 1])
+    assert new != old
+    tracker.ack(TP, 0, old)
+    tracker.ack(TP, 1, old)
+    assert tracker.to_commit() == {}
+    assert tracker.in_flight(TP) == 2
+
+
+def test_registering_an_offset_that_does_not_increase_is_an_error():
+    tracker = OffsetTracker()
+    tracker.register(TP, [5])
+    with pytest.raises(ValueError, match="t/0: offset 5 registered after 5"):
+        tracker.register(TP, [5])
+
+
+@given(st.lists(st.integers(0, 40), unique=True, min_size=1), st.randoms())
+def test_the_committable_position_never_passes_an_unacknowledged_offset(acked_idx, rnd):
+    offsets = list(range(0, 82, 2))
+    tracker = OffsetTracker()
+    epoch = tracker.register(TP, offsets)
+    acked = {offsets[i] for i in acked_idx if i < len(offsets)}
+    order = sorted(acked)
+    rnd.shuffle(order)
+    for offset in order:
+        tracker.ack(TP, offset, epoch)
+    position = tracker.to_commit().get(TP)
+    missing = [o for o in offsets if o not in acked]
+    if missing and missing[0] == offsets[0]:
+        assert position is None
+    else:
+        assert position is not None
+        assert all(o in acked for o in offsets if o < position)
+        assert not missing or position <= missing[0]
