@@ -144,28 +144,29 @@ async def produce_records(
 async def produce_at_rate(
     bootstrap: str, topic: str, count: int, rate: float, *, record_bytes: int = 500
 ) -> float:
-    """Produce ``count`` records at ``rate`` per second (smoothly); return the achieved rate."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    """Produce ``count`` records at ``rate`` per second, smoothly; return the achieved rate.
+
+    Every 2 ms the records that are due go to the client without waiting for their
+    deliveries (waiting would turn the load into bursts); the client batches them.
+    """
+    pool = [make_record(i, record_bytes) for i in range(1024)]
+    keys = [str(i).encode() for i in range(1024)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=1, max_batch_size=256 * 1024
+    )
     await producer.start()
     try:
-        pending: list[asyncio.Future[Any]] = []
         t0 = time.perf_counter()
         sent = 0
         while sent < count:
             due = min(count, int((time.perf_counter() - t0) * rate) + 1)
             while sent < due:
-                pending.append(
-                    await producer.send(
-                        topic, make_record(sent, record_bytes), key=str(sent).encode()
-                    )
-                )
+                await producer.send(topic, pool[sent % 1024], key=keys[sent % 1024])
                 sent += 1
-            if len(pending) > 5000:
-                await asyncio.gather(*pending)
-                pending = []
             await asyncio.sleep(0.002)
-        await asyncio.gather(*pending)
-        return count / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        await producer.flush()
+        return count / elapsed
     finally:
         await producer.stop()
 
@@ -321,6 +322,17 @@ def latencies(
     }
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (0.0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class WorkerRun:
     """A ``packflow-worker`` subprocess running the bench's identity backend."""
@@ -368,6 +380,11 @@ class WorkerRun:
                 stderr=subprocess.STDOUT,
             )
         self.started_at = time.time()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the worker has used so far (from /proc/<pid>/stat)."""
+        assert self.proc is not None
+        return process_cpu_seconds(self.proc.pid)
 
     def alive(self) -> bool:
         """Tell whether the worker process is still running."""
@@ -419,6 +436,8 @@ def summarise_batches(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def save_result(name: str, result: dict[str, Any]) -> Path:
     """Write ``result`` to bench/results/<name>-<time>.json and print it on stdout."""
+    # Other work on the machine skews every figure: record how busy it was.
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     text = json.dumps(result, indent=2)

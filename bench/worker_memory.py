@@ -121,6 +121,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
             "exit_code_after_sigterm": code,
             "batches": summarise_batches(worker.batch_metrics()),
             "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         }
         log(
             f"peak RSS {result['peak_rss_mb']} MB, {result['records_per_s']:,} records/s, "

@@ -248,12 +248,16 @@ async def run_latency(
         await produce_records(bootstrap, inp, warmup, record_bytes=args.record_bytes)
         await wait_for_messages(bootstrap, [out, dlq], warmup, 120, alive=worker.alive)
         since_ms = int(time.time() * 1000)
+        cpu_worker0, cpu_self0, t0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
         achieved = await produce_at_rate(
             bootstrap, inp, count, rate, record_bytes=args.record_bytes
         )
+        cpu_self = time.process_time() - cpu_self0
         await wait_for_messages(
             bootstrap, [out, dlq], warmup + count, deadline_for(count), alive=worker.alive
         )
+        busy = time.monotonic() - t0
+        cpu_worker = worker.cpu_seconds() - cpu_worker0
     except (TimeoutError, RuntimeError) as exc:
         raise RuntimeError(f"latency phase failed: {exc}\n{worker.log_tail()}") from exc
     finally:
@@ -262,12 +266,19 @@ async def run_latency(
     dump = await read_topic(bootstrap, out, with_sources=True)
     lat = latencies(inputs, dump, since_ms=since_ms)
     await delete_topics(bootstrap, [inp, out, dlq])
-    log(f"latency at {achieved:,.0f}/s: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms")
+    log(
+        f"latency at {achieved:,.0f}/s: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
+        f"(CPU cores: worker {cpu_worker / busy:.2f}, load generator {cpu_self / busy:.2f})"
+    )
     return {
         "target_rate_per_s": round(rate),
         "achieved_rate_per_s": round(achieved),
         "exit_code_after_sigterm": code,
         "latency": lat,
+        "cpu_cores_used": {
+            "worker": round(cpu_worker / busy, 2),
+            "load_generator": round(cpu_self / busy, 2),
+        },
     }
 
 
@@ -380,6 +391,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
         "max_batch_size": args.max_batch_size,
         "max_batch_wait_ms": args.max_batch_wait_ms,
         "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "backlog_produce_rate_per_s": round(args.records / seconds),
     }
     try:
