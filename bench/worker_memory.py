@@ -66,6 +66,7 @@ async def sample_memory(pid: int, samples: list[tuple[float, int, int]], stop: A
 async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     """Produce the backlog, run the worker on it while sampling its memory."""
     rid = run_id()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     inp, out, dlq = (f"bench-mem-{rid}-{x}" for x in ("in", "out", "dlq"))
     await create_topic(bootstrap, inp, args.partitions)
     await create_topic(bootstrap, out, args.partitions, log_append_time=True)
@@ -121,7 +122,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
             "exit_code_after_sigterm": code,
             "batches": summarise_batches(worker.batch_metrics()),
             "cpu_count": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "load_average_at_start": load_at_start,
         }
         log(
             f"peak RSS {result['peak_rss_mb']} MB, {result['records_per_s']:,} records/s, "
