@@ -43,7 +43,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -55,6 +55,7 @@ import kafka_local  # noqa: E402
 BOOTSTRAP_ENV = "PACKFLOW_TEST_BOOTSTRAP_SERVERS"
 MODE_ENV = "PACKFLOW_TEST_KAFKA"
 TOPIC_READY_TIMEOUT = 30.0
+T = TypeVar("T")
 _FIX = (
     "Fix: install a JDK 17+ (and Maven for the first run, which downloads the broker jars "
     f"into .kafka/libs), or start a broker yourself (scripts/kafka start) and set {BOOTSTRAP_ENV}"
@@ -287,8 +288,8 @@ class KafkaAdmin:
         return _run_sync(describe)
 
 
-def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
+def _run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    async def run() -> T:
         return await make()
 
     return asyncio.run(run())

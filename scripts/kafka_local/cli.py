@@ -19,14 +19,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a single-node Apache Kafka broker (KRaft) on 127.0.0.1 for "
         "packflow's tests, demo and benchmarks. Needs Java 17+; Maven once, to fetch jars.",
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=DEFAULT_STATE_DIR,
-        help="broker data, config, pid and log files (default: .kafka/broker)",
-    )
+    state_help = "broker data, config, pid and log files (default: .kafka/broker)"
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=state_help)
+    # Also accepted after the command (`kafka start --state-dir X`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=state_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    start = commands.add_parser("start", help="start a broker and print its bootstrap address")
+    start = commands.add_parser(
+        "start", parents=[common], help="start a broker and print its bootstrap address"
+    )
     start.add_argument("--port", type=int, help="client port (default: a free one)")
     start.add_argument("--controller-port", type=int, help="KRaft controller port")
     start.add_argument(
@@ -45,10 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait until it answers"
     )
-    stop = commands.add_parser("stop", help="stop the broker")
+    stop = commands.add_parser("stop", parents=[common], help="stop the broker")
     stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
-    commands.add_parser("status", help="print the bootstrap address; exit 1 if not running")
-    logs = commands.add_parser("logs", help="print the end of the broker log")
+    commands.add_parser(
+        "status", parents=[common], help="print the bootstrap address; exit 1 if not running"
+    )
+    logs = commands.add_parser("logs", parents=[common], help="print the end of the broker log")
     logs.add_argument("-n", "--lines", type=int, default=100, help="lines to print")
     return parser
 

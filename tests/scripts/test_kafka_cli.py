@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ._helpers import env_with_only_java, env_without_java, error_lines, pid_alive, run_cli
+from ._helpers import (
+    KAFKA_SCRIPT,
+    env_with_only_java,
+    env_without_java,
+    error_lines,
+    pid_alive,
+    run_cli,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -126,3 +135,16 @@ def test_bad_setting_is_rejected_with_one_line(tmp_path: Path) -> None:
     result = run_cli("--state-dir", str(tmp_path / "b"), "start", "--set", "no-equals-sign")
     assert result.returncode == 1
     assert error_lines(result) == ["kafka: error: --set 'no-equals-sign' is not KEY=VALUE"]
+
+
+def test_cli_needs_only_the_standard_library(tmp_path: Path) -> None:
+    # -I -S: no site-packages, no user site, no PYTHONPATH; `status` imports every module.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(KAFKA_SCRIPT), "status", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"kafka: not running (state dir {tmp_path})\n"
