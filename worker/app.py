@@ -116,6 +116,9 @@ class Worker:
         self._health: HealthServer | None = None
         self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue()
         self._stop = asyncio.Event()
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._commits_done = False
         self.started = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._fetch_task: asyncio.Task[None] | None = None
@@ -200,7 +203,8 @@ class Worker:
 
         self._fetch_task = asyncio.create_task(self._guard(self._fetch_loop()), name="pf-fetch")
         ack_task = asyncio.create_task(self._guard(self._ack_loop()), name="pf-ack")
-        self._tasks = [self._fetch_task, ack_task]
+        commit_task = asyncio.create_task(self._guard(self._commit_loop()), name="pf-commit")
+        self._tasks = [self._fetch_task, ack_task, commit_task]
         self._last_progress = time.monotonic()
         self._log.info(
             "worker_started",
@@ -388,7 +392,7 @@ class Worker:
             stats.latencies_ms = [
                 now_ms - d.record.timestamp for d in batch.deliveries if d.record.timestamp >= 0
             ]
-            await self._commit()
+            self._commit_wanted.set()
             self._fill_lag(stats)
             stats.in_flight_records = self._budget.records
             stats.in_flight_bytes = self._budget.bytes
@@ -397,23 +401,32 @@ class Worker:
             self.batches += 1
             await self._emit(stats)
 
+    async def _commit_loop(self) -> None:
+        """Commit whenever acknowledgements moved a position; commits coalesce under load."""
+        while not self._commits_done:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit()
+
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
         assert self._consumer is not None
-        offsets = self._tracker.to_commit()
-        allowed = only if only is not None else set(self._consumer.assignment())
-        offsets = {tp: off for tp, off in offsets.items() if tp in allowed}
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except CommitFailedError as exc:
-            self._log.warning("commit_failed", error=str(exc), reason="group rebalanced")
-            return
-        except KafkaError as exc:
-            self._log.warning("commit_failed", error=f"{type(exc).__name__}: {exc}")
-            return
-        self._tracker.mark_committed(offsets)
-        self.commits += 1
+        # One commit at a time, snapshot included, so positions never go backwards.
+        async with self._commit_lock:
+            offsets = self._tracker.to_commit()
+            allowed = only if only is not None else set(self._consumer.assignment())
+            offsets = {tp: off for tp, off in offsets.items() if tp in allowed}
+            if not offsets:
+                return
+            try:
+                await self._consumer.commit(offsets)
+            except CommitFailedError as exc:
+                self._log.warning("commit_failed", error=str(exc), reason="group rebalanced")
+                return
+            except KafkaError as exc:
+                self._log.warning("commit_failed", error=f"{type(exc).__name__}: {exc}")
+                return
+            self._tracker.mark_committed(offsets)
+            self.commits += 1
 
     def _fill_lag(self, stats: BatchStats) -> None:
         assert self._consumer is not None
@@ -522,6 +535,9 @@ class Worker:
         if self._tasks:
             await self._queue.put(None)
             clean &= await self._wait_task(self._tasks[1], remaining())
+            self._commits_done = True
+            self._commit_wanted.set()
+            clean &= await self._wait_task(self._tasks[2], remaining())
         if self._consumer is not None:
             if clean:
                 await self._commit()
