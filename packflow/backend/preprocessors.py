@@ -421,12 +421,15 @@ class NumpyPreprocessor(Preprocessor):
         except (ValueError, TypeError):
             array = None
         if array is None or array.ndim != 2 or array.dtype.kind not in _NUMERIC_KINDS:
-            raise self._first_bad_cell(rows)
+            raise self._first_bad_cell(raw_inputs, rows)
         return array
 
-    def _first_bad_cell(self, rows: list[list[Any]]) -> PreprocessorRuntimeError:
+    def _first_bad_cell(self, records: Records, rows: list[list[Any]]) -> PreprocessorRuntimeError:
         for index, row in enumerate(rows):
             for column, value in enumerate(row):
+                if value is MISSING:
+                    # A sub-dict is not a leaf value; say what is there instead.
+                    value = self._paths[column].direct(records[index])
                 if value is MISSING:
                     problem = "is missing"
                 elif isinstance(value, bool | int | float | np.number) and not isinstance(

@@ -1,0 +1,431 @@
+"""Preprocessors: passthrough, records (rename/filter/flatten/collisions) and numpy."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from packflow.backend.configuration import BackendConfig
+from packflow.backend.preprocessors import (
+    NumpyPreprocessor,
+    PassthroughPreprocessor,
+    Preprocessor,
+    RecordsPreprocessor,
+    get_preprocessor,
+)
+from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
+from packflow.utils import flatten_dict
+
+
+def records_pp(**options: Any) -> RecordsPreprocessor:
+    return RecordsPreprocessor(BackendConfig(**options))
+
+
+def numpy_pp(**options: Any) -> NumpyPreprocessor:
+    return NumpyPreprocessor(BackendConfig(input_format="numpy", **options))  # type: ignore[arg-type]
+
+
+# -- factory and base --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "cls"),
+    [("records", RecordsPreprocessor), ("passthrough", PassthroughPreprocessor)],
+)
+def test_get_preprocessor_picks_the_input_format(fmt: str, cls: type[Preprocessor]) -> None:
+    assert type(get_preprocessor(BackendConfig(input_format=fmt))) is cls  # type: ignore[arg-type]
+
+
+def test_get_preprocessor_numpy() -> None:
+    config = BackendConfig(input_format="numpy", feature_names=["a"])  # type: ignore[arg-type]
+    assert type(get_preprocessor(config)) is NumpyPreprocessor
+
+
+def test_passthrough_returns_its_input_itself() -> None:
+    data = [{"a": 1}, "anything"]
+    assert PassthroughPreprocessor(BackendConfig())(data) is data  # type: ignore[arg-type]
+
+
+def test_call_wraps_unexpected_errors_as_preprocessor_runtime_error() -> None:
+    class Exploding(PassthroughPreprocessor):
+        def process(self, raw_inputs: Any) -> Any:
+            raise KeyError("k")
+
+    with pytest.raises(PreprocessorRuntimeError, match="Failed to preprocess inputs") as info:
+        Exploding(BackendConfig())([{}])
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+# -- records: passthrough mode -----------------------------------------------------------------
+
+
+def test_records_without_options_returns_the_same_list() -> None:
+    pp = records_pp()
+    records = [{"a": {"b": 1}}]
+    assert pp.passthrough is True
+    assert pp(records) is records
+
+
+# -- records: rename + features ----------------------------------------------------------------
+
+
+def test_upstream_example_rename_targets_are_kept_beside_feature_names() -> None:
+    pp = records_pp(
+        feature_names=["feature_0"], rename_fields={"bar": "feature_0", "foo": "feature_1"}
+    )
+    assert pp([{"foo": 0, "bar": 1}]) == [{"feature_0": 1, "feature_1": 0}]
+
+
+def test_features_filter_and_order_fields() -> None:
+    pp = records_pp(feature_names=["c", "a"])
+    out = pp([{"a": 1, "b": 2, "c": 3}])
+    assert out == [{"c": 3, "a": 1}]
+    assert list(out[0]) == ["c", "a"]
+
+
+def test_dotted_features_reach_into_nested_dicts_and_are_written_nested() -> None:
+    pp = records_pp(feature_names=["user.geo.lat", "user.age", "id"])
+    record = {"id": 7, "user": {"age": 30, "geo": {"lat": 1.5, "lon": 2.0}}, "x": 0}
+    assert pp([record]) == [{"user": {"geo": {"lat": 1.5}, "age": 30}, "id": 7}]
+
+
+def test_absent_features_are_left_out_and_present_none_is_kept() -> None:
+    pp = records_pp(feature_names=["a", "b.c", "d"])
+    assert pp([{"a": None, "b": {}}, {"b": 5}]) == [{"a": None}, {}]
+
+
+def test_nested_rename_source_and_nested_target() -> None:
+    pp = records_pp(feature_names=["score"], rename_fields={"m.b": "score", "m.a": "out.a"})
+    assert pp([{"m": {"a": 1, "b": 2}}]) == [{"score": 2, "out": {"a": 1}}]
+
+
+def test_feature_named_like_a_rename_target_falls_back_to_the_original_field() -> None:
+    pp = records_pp(feature_names=["y"], rename_fields={"x": "y"})
+    assert pp([{"x": 1, "y": 2}, {"y": 3}]) == [{"y": 1}, {"y": 3}]
+
+
+def test_feature_and_rename_target_sharing_a_prefix_merge_and_never_touch_input() -> None:
+    # "a" is a prefix of the nested rename target "a.z": handled by the interpreter.
+    pp = records_pp(feature_names=["a", "a.y"], rename_fields={"q": "a.z"})
+    record = {"a": {"x": 1, "y": 2}, "q": 9}
+    before = copy.deepcopy(record)
+    out = pp([record])
+    assert out == [{"a": {"z": 9, "y": 2}}]  # as 0.4.x: "a" is skipped, "a.y" merges in
+    assert record == before
+
+
+def test_renamed_value_written_into_a_callers_nested_dict_copies_it() -> None:
+    pp = records_pp(feature_names=["inner", "inner.new"], rename_fields={"v": "inner.new"})
+    record = {"inner": {"old": 1}, "v": 2}
+    before = copy.deepcopy(record)
+    pp([record])
+    assert record == before
+
+
+def test_custom_delimiter() -> None:
+    pp = records_pp(feature_names=["a/b"], nested_field_delimiter="/")
+    assert pp([{"a": {"b": 1}, "a.b": 5}]) == [{"a": {"b": 1}}]
+
+
+def test_non_dict_record_names_its_index() -> None:
+    pp = records_pp(feature_names=["a"])
+    with pytest.raises(PreprocessorRuntimeError, match="record 1 is not a dict") as info:
+        pp([{"a": 1}, 5])  # type: ignore[list-item]
+    assert info.value.record_index == 1
+
+
+def test_non_list_input_is_a_clear_error() -> None:
+    with pytest.raises(PreprocessorRuntimeError, match="expected a list of records"):
+        records_pp(feature_names=["a"])({"a": 1})  # type: ignore[arg-type]
+
+
+# -- records: rename without features (move semantics) -----------------------------------------
+
+
+def test_rename_without_features_moves_fields_and_keeps_the_rest() -> None:
+    pp = records_pp(rename_fields={"a": "x"})
+    out = pp([{"a": 1, "b": 2}])
+    assert out == [{"b": 2, "x": 1}]
+
+
+def test_rename_without_features_renamed_value_wins_over_an_existing_key() -> None:
+    pp = records_pp(rename_fields={"a": "b"})
+    assert pp([{"a": 1, "b": 2}]) == [{"b": 1}]
+
+
+def test_rename_without_features_reads_all_sources_before_writing() -> None:
+    pp = records_pp(rename_fields={"a": "b", "b": "c"})
+    assert pp([{"a": 1, "b": 2}]) == [{"b": 1, "c": 2}]
+
+
+def test_rename_without_features_moves_a_nested_field_without_mutating_input() -> None:
+    pp = records_pp(rename_fields={"m.a": "score", "m.b": "n.b"})
+    record = {"m": {"a": 1, "b": 2, "c": 3}, "k": 0}
+    before = copy.deepcopy(record)
+    assert pp([record]) == [{"m": {"c": 3}, "k": 0, "score": 1, "n": {"b": 2}}]
+    assert record == before
+
+
+def test_rename_without_features_keeps_none_and_skips_absent() -> None:
+    pp = records_pp(rename_fields={"a": "x", "zz": "y"})
+    assert pp([{"a": None}]) == [{"x": None}]
+
+
+# -- records: flattening -----------------------------------------------------------------------
+
+
+def test_flatten_with_features_uses_flat_keys() -> None:
+    pp = records_pp(flatten_nested_inputs=True, feature_names=["user.age", "tags", "e"])
+    record = {"user": {"age": 3, "geo": {"lat": 1}}, "tags": ["a", "b"], "e": {}}
+    assert pp([record]) == [{"user.age": 3, "tags": ["a", "b"], "e": {}}]
+
+
+def test_flatten_lists_indexes_list_items() -> None:
+    pp = records_pp(
+        flatten_nested_inputs=True, flatten_lists=True, feature_names=["tags.1", "v.0.k"]
+    )
+    assert pp([{"tags": ["a", "b"], "v": [{"k": 1}]}]) == [{"tags.1": "b", "v.0.k": 1}]
+
+
+def test_flatten_without_features_flattens_the_whole_record_and_moves_renames() -> None:
+    pp = records_pp(flatten_nested_inputs=True, rename_fields={"a.b": "ab"})
+    assert pp([{"a": {"b": 1, "c": 2}, "d": [1]}]) == [{"a.c": 2, "d": [1], "ab": 1}]
+
+
+def test_flatten_duplicate_keys_name_the_record() -> None:
+    pp = records_pp(flatten_nested_inputs=True)
+    with pytest.raises(PreprocessorRuntimeError, match=r"record 1.*duplicated key 'a.b'") as info:
+        pp([{"a": 1}, {"a.b": 1, "a": {"b": 2}}])
+    assert info.value.record_index == 1
+
+
+def test_flatten_feature_matching_two_keys_is_ambiguous() -> None:
+    pp = records_pp(flatten_nested_inputs=True, feature_names=["a.b"])
+    with pytest.raises(PreprocessorRuntimeError, match=r"record 0.*'a.b'"):
+        pp([{"a.b": 1, "a": {"b": 2}}])
+
+
+# -- records: delimiter collisions -------------------------------------------------------------
+
+
+def test_collision_on_a_requested_path_names_record_and_key_path() -> None:
+    pp = records_pp(feature_names=["a.b.c"])
+    with pytest.raises(PreprocessorRuntimeError) as info:
+        pp([{"a": {"b": {"c": 1}}}, {"a": {"b.c": 1, "b": {"c": 2}}}])
+    err = info.value
+    assert err.record_index == 1
+    assert err.field == "a.b.c"
+    assert "record 1" in str(err)
+    assert "Keys containing the delimiter '.' were found: ['a.b.c']" in str(err)
+
+
+def test_collision_in_a_rename_source_is_detected() -> None:
+    pp = records_pp(feature_names=["x"], rename_fields={"a.b": "x"})
+    with pytest.raises(PreprocessorRuntimeError, match=r"key 'a.b'"):
+        pp([{"a.b": 1}])
+
+
+def test_keys_with_the_delimiter_off_the_requested_paths_are_fine() -> None:
+    pp = records_pp(feature_names=["a.b"])
+    assert pp([{"a": {"b": 1, "x.y": 2}, "k.l": 3}]) == [{"a": {"b": 1}}]
+
+
+def test_ignore_delimiter_collisions_lets_the_literal_key_win() -> None:
+    pp = records_pp(feature_names=["a.b"], ignore_delimiter_collisions=True)
+    assert pp([{"a.b": 1, "a": {"b": 2}}]) == [{"a": {"b": 1}}]
+
+
+def test_plain_feature_names_never_check_collisions() -> None:
+    pp = records_pp(feature_names=["x"])
+    assert pp([{"x": 1, "a.b": 2}]) == [{"x": 1}]
+
+
+# -- records: properties -----------------------------------------------------------------------
+
+KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c"])
+LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2))
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(st.dictionaries(KEYS, inner, max_size=3), st.lists(inner, max_size=2)),
+    max_leaves=8,
+)
+RECORDS = st.lists(st.dictionaries(KEYS, VALUES, max_size=4), max_size=4)
+PATHS = st.sampled_from(["a", "b", "c", "a.b", "a.c", "b.c", "a.b.c", "c.a", "a.a"])
+
+
+def _outcome(pp: RecordsPreprocessor, records: list[dict[str, Any]], interpreted: bool) -> Any:
+    try:
+        process = pp._select_direct if interpreted else pp._process
+        return ("ok", process(records))
+    except PreprocessorRuntimeError as exc:
+        return ("error", exc.record_index, exc.field)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=RECORDS,
+    features=st.lists(PATHS, min_size=1, max_size=4),
+    renames=st.dictionaries(PATHS, PATHS, max_size=2),
+    ignore=st.booleans(),
+)
+def test_compiled_transform_matches_the_interpreter(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
+) -> None:
+    pp = records_pp(
+        feature_names=features, rename_fields=renames, ignore_delimiter_collisions=ignore
+    )
+    before = copy.deepcopy(records)
+    assert _outcome(pp, records, False) == _outcome(pp, records, True)
+    assert records == before
+
+
+PREFIX_FREE_PATHS = st.sampled_from(["a.b", "a.c", "b.c", "c", "b.a.c", "a.a"])
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=RECORDS,
+    features=st.lists(PREFIX_FREE_PATHS, min_size=1, max_size=4),
+    renames=st.dictionaries(PATHS, PREFIX_FREE_PATHS, max_size=2),
+    ignore=st.booleans(),
+)
+def test_compiled_transform_is_used_and_matches_the_interpreter(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
+) -> None:
+    pp = records_pp(
+        feature_names=features, rename_fields=renames, ignore_delimiter_collisions=ignore
+    )
+    assert pp._process.__name__ == "select"  # the generated function, not the interpreter
+    before = copy.deepcopy(records)
+    assert _outcome(pp, records, False) == _outcome(pp, records, True)
+    assert records == before
+
+
+@settings(max_examples=150)
+@given(
+    records=RECORDS,
+    features=st.lists(PATHS, min_size=1, max_size=4, unique=True),
+    lists=st.booleans(),
+)
+def test_flatten_mode_features_equal_the_flattened_record(
+    records: list[dict[str, Any]], features: list[str], lists: bool
+) -> None:
+    pp = records_pp(flatten_nested_inputs=True, flatten_lists=lists, feature_names=features)
+    for record in records:
+        try:
+            flat = flatten_dict(record, ".", lists)
+        except ValueError:
+            continue  # ambiguous records are covered by dedicated tests
+        try:
+            (out,) = pp([record])
+        except PreprocessorRuntimeError:
+            pytest.fail("no ambiguity when the whole record flattens")
+        assert out == {f: flat[f] for f in features if f in flat}
+
+
+PLAIN_KEYS = st.sampled_from(["k1", "k2", "k3", "k4", "k5"])
+
+
+@settings(max_examples=100)
+@given(
+    records=st.lists(st.dictionaries(PLAIN_KEYS, st.integers(), max_size=5), max_size=5),
+    renames=st.dictionaries(PLAIN_KEYS, st.sampled_from(["r1", "r2"]), max_size=2),
+    features=st.lists(st.sampled_from(["k1", "k2", "r1", "r2"]), min_size=1, unique=True),
+)
+def test_rename_then_filter(
+    records: list[dict[str, Any]], renames: dict[str, str], features: list[str]
+) -> None:
+    pp = records_pp(rename_fields=renames, feature_names=features)
+    out = pp(records)
+    assert len(out) == len(records)
+    for record, row in zip(records, out, strict=True):
+        expected: dict[str, Any] = {}
+        for old, new in renames.items():  # renames first; later renames overwrite
+            if old in record:
+                expected[new] = record[old]
+        for name in features:  # then features, not re-read when a rename set them
+            if name not in expected and name in record:
+                expected[name] = record[name]
+        assert row == expected
+        assert set(row) <= set(features) | set(renames.values())
+
+
+# -- numpy -------------------------------------------------------------------------------------
+
+
+def test_numpy_requires_feature_names() -> None:
+    with pytest.raises(PreprocessorInitError, match="feature_names"):
+        numpy_pp()
+
+
+def test_numpy_builds_rows_by_features_with_nested_paths_and_renames() -> None:
+    pp = numpy_pp(feature_names=["x", "b"], rename_fields={"a.x": "x"})
+    array = pp([{"a": {"x": 1}, "b": 2}, {"a": {"x": 3}, "b": 4}])
+    assert array.shape == (2, 2)
+    assert array.dtype.kind == "i"
+    assert array.tolist() == [[1, 2], [3, 4]]
+
+
+def test_numpy_infers_float_dtype_for_mixed_numbers_and_bools() -> None:
+    array = numpy_pp(feature_names=["a", "b"])([{"a": 1, "b": 0.5}, {"a": True, "b": 2}])
+    assert array.dtype == np.float64
+
+
+def test_numpy_empty_batch_has_zero_rows_and_one_column_per_feature() -> None:
+    assert numpy_pp(feature_names=["a", "b", "c"])([]).shape == (0, 3)
+
+
+def test_numpy_missing_feature_names_record_and_field() -> None:
+    pp = numpy_pp(feature_names=["a", "score"], rename_fields={"m.s": "score"})
+    with pytest.raises(PreprocessorRuntimeError) as info:
+        pp([{"a": 1, "m": {"s": 2}}, {"a": 1, "m": {}}])
+    err = info.value
+    assert (err.record_index, err.field) == (1, "m.s")
+    assert "record 1, feature 'score' (input field 'm.s') is missing" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("value", "type_name"), [("3", "str"), ([1, 2], "list"), ({"k": 1}, "dict"), (None, "NoneType")]
+)
+def test_numpy_non_numeric_feature_names_record_field_and_type(value: Any, type_name: str) -> None:
+    pp = numpy_pp(feature_names=["a", "b.c"])
+    with pytest.raises(PreprocessorRuntimeError) as info:
+        pp([{"a": 1, "b": {"c": 2}}, {"a": 2, "b": {"c": 3}}, {"a": 3, "b": {"c": value}}])
+    err = info.value
+    assert (err.record_index, err.field) == (2, "b.c")
+    assert f"record 2, feature 'b.c' is not a number (got {type_name}" in str(err)
+
+
+def test_numpy_non_dict_record_names_its_index() -> None:
+    with pytest.raises(PreprocessorRuntimeError, match="record 0 is not a dict"):
+        numpy_pp(feature_names=["a"])([[1]])  # type: ignore[list-item]
+
+
+@settings(max_examples=100)
+@given(
+    n_features=st.integers(1, 6),
+    values=st.lists(
+        st.lists(st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)), min_size=6, max_size=6),
+        min_size=1,
+        max_size=20,
+    ),
+)
+def test_numpy_shape_is_records_by_features(n_features: int, values: list[list[float]]) -> None:
+    names = [f"g{i % 2}.f{i}" for i in range(n_features)]
+    records = [
+        {
+            "g0": {n.split(".")[1]: row[i] for i, n in enumerate(names) if n.startswith("g0")},
+            "g1": {n.split(".")[1]: row[i] for i, n in enumerate(names) if n.startswith("g1")},
+        }
+        for row in values
+    ]
+    array = numpy_pp(feature_names=names)(records)
+    assert array.shape == (len(records), n_features)
+    assert array.tolist() == [
+        [float(v) if array.dtype.kind == "f" else v for v in row[:n_features]] for row in values
+    ]
