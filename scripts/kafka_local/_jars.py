@@ -21,8 +21,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def cached_jars(libs_dir: Path) -> bool:
-    """Tell whether ``libs_dir`` holds a complete jar set."""
-    return (libs_dir / _MARKER).is_file()
+    """Tell whether ``libs_dir`` holds the complete jar set its marker file lists."""
+    try:
+        listed = (libs_dir / _MARKER).read_text().split()
+    except OSError:
+        return False
+    return bool(listed) and all((libs_dir / name).is_file() for name in listed)
 
 
 def ensure_jars(

@@ -69,7 +69,9 @@ class LocalKafka:
     restart on the same ``state_dir``.
 
     With ``tie_to_parent=True`` the JVM also dies with the Python process that started
-    it (Linux ``PR_SET_PDEATHSIG``, plus an ``atexit`` stop), for test fixtures.
+    it (Linux ``PR_SET_PDEATHSIG``, plus an ``atexit`` stop), for test fixtures. The
+    kernel ties it to the *thread* that called ``start()``: call it from the main thread
+    (or one that lives as long as the broker should).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class LocalKafka:
         self._tie_to_parent = tie_to_parent
         self._announce = announce or (lambda _message: None)
         self._process: subprocess.Popen[bytes] | None = None
+        self._atexit_registered = False
 
     # -- files in the state dir ------------------------------------------------------
     @property
@@ -280,8 +283,9 @@ class LocalKafka:
             )
         self._process = process
         self._pid_file.write_text(f"{process.pid}\n")
-        if self._tie_to_parent:
+        if self._tie_to_parent and not self._atexit_registered:
             atexit.register(self._stop_quietly)
+            self._atexit_registered = True
         try:
             self._wait_until_ready(process, port, controller_port, deadline)
         except BaseException:

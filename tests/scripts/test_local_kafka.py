@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka_local import LocalKafka, check_bootstrap, default_kafka_version, default_libs_root
 from kafka_local._config import server_properties
-from kafka_local._jars import ensure_jars
+from kafka_local._jars import cached_jars, ensure_jars
 
 from ._helpers import ROOT, pid_alive, wait_until
 
@@ -160,3 +161,21 @@ def test_server_properties_enable_single_node_transactions_and_groups(tmp_path: 
     assert settings["log.dirs"] == str(tmp_path / "data")
     assert settings["log.retention.ms"] == "1000"
     assert os.sep in settings["log.dirs"]
+
+
+def test_a_jar_cache_missing_a_listed_jar_is_downloaded_again(tmp_path: Path) -> None:
+    version = default_kafka_version()
+    source = ensure_jars(default_libs_root(), version)
+    broken = tmp_path / "libs" / version
+    shutil.copytree(source, broken)
+    broker_jar = broken / f"kafka_2.13-{version}.jar"
+    broker_jar.unlink()
+    assert not cached_jars(broken)
+
+    repaired = ensure_jars(tmp_path / "libs", version)
+    assert repaired == broken
+    assert broker_jar.is_file()
+    assert cached_jars(repaired)
+    assert sorted(p.name for p in repaired.glob("*.jar")) == sorted(
+        p.name for p in source.glob("*.jar")
+    )
