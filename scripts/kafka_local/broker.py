@@ -7,6 +7,7 @@ import base64
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,6 +47,19 @@ _MAIN_CLASS = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
 _PR_SET_PDEATHSIG = 1
 _STARTUP_ATTEMPTS = 3
+_MANAGED_SETTINGS = frozenset(
+    {
+        "log.dirs",
+        "log.dir",
+        "listeners",
+        "advertised.listeners",
+        "controller.quorum.voters",
+        "controller.quorum.bootstrap.servers",
+        "process.roles",
+        "node.id",
+    }
+)
+_EXCEPTION_HEADER = re.compile(r"((?:[\w$]+\.)+[\w$]*(?:Exception|Error)\b.*)$")
 
 
 def default_libs_root() -> Path:
@@ -94,6 +108,12 @@ class LocalKafka:
         self._requested_port = port
         self._requested_controller_port = controller_port
         self._settings = dict(settings or {})
+        managed = sorted(_MANAGED_SETTINGS & set(self._settings))
+        if managed:
+            raise KafkaLocalError(
+                f"setting {managed[0]} is managed by scripts/kafka "
+                "(use the state dir and port options instead)"
+            )
         self._jvm_options = tuple(jvm_options) if jvm_options is not None else _env_jvm_options()
         self._offline = offline
         self._tie_to_parent = tie_to_parent
@@ -263,8 +283,7 @@ class LocalKafka:
             command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
         )
         if result.returncode != 0:
-            output = (result.stderr or result.stdout).strip().splitlines()
-            reason = output[-1] if output else f"exit {result.returncode}"
+            reason = _last_error_line(result.stderr + result.stdout) or f"exit {result.returncode}"
             raise StartupError(f"formatting {self.data_dir} failed: {reason}")
 
     def _launch(
@@ -398,9 +417,12 @@ def _read_tail(path: Path, limit: int = 64 * 1024) -> str:
 
 
 def _last_error_line(text: str) -> str | None:
+    """The most telling line of a JVM failure: the last exception header, if any."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for marker in (" ERROR ", "Exception", "Error"):
-        hits = [line for line in lines if marker in line]
-        if hits:
-            return hits[-1][:300]
-    return lines[-1][:300] if lines else None
+    headers = [m.group(1) for line in lines if (m := _EXCEPTION_HEADER.search(line))]
+    if headers:
+        return headers[-1][:400]
+    errors = [line for line in lines if " ERROR " in line]
+    if errors:
+        return errors[-1][:400]
+    return lines[-1][:400] if lines else None

@@ -148,3 +148,23 @@ def test_cli_needs_only_the_standard_library(tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr == f"kafka: not running (state dir {tmp_path})\n"
+
+
+def test_a_setting_kafka_rejects_fails_with_kafkas_own_reason(tmp_path: Path) -> None:
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", "--set", "num.io.threads=abc")
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.endswith(
+        "ConfigException: Invalid value abc for configuration num.io.threads: "
+        "Not a number of type INT"
+    )
+    assert not (tmp_path / "b" / "broker.pid").exists()
+
+
+def test_settings_that_scripts_kafka_manages_cannot_be_overridden(tmp_path: Path) -> None:
+    result = run_cli("--state-dir", str(tmp_path / "b"), "start", "--set", "log.dirs=/tmp/x")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        "kafka: error: setting log.dirs is managed by scripts/kafka "
+        "(use the state dir and port options instead)"
+    ]
