@@ -7,7 +7,8 @@ Usage::
 Creates (once) ``bench/.venv-packflow041`` with ``packflow==0.4.1`` from PyPI, then runs the
 same workloads against both in subprocesses, alternating which goes first each round, and
 prints one JSON document: median records/s per implementation and their ratio per workload,
-plus tracemalloc peak bytes and net allocated blocks for one call on 1,000 records.
+plus tracemalloc peak bytes and net allocated blocks for one call on 1,000 records. The JSON
+is also written to ``bench/results/sdk_speed.json``.
 
 Workloads:
   identity_one_record   one-record call of an identity backend, no preprocessing options
@@ -222,14 +223,18 @@ def main() -> None:
         return
     rounds = args.rounds or (3 if args.quick else 7)
     ensure_baseline()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     impls = {"packflow": OURS_PYTHON, "packflow_0_4_1": BASELINE_PYTHON}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
     order = list(impls)
-    for _ in range(rounds):
+    for round_no in range(rounds):
+        print(f"round {round_no + 1}/{rounds}", file=sys.stderr)
         for name in order:
             samples[name].append(run_child(impls[name], seconds))
         order.reverse()
     report: dict[str, Any] = {
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "rounds": rounds,
         "seconds_per_workload": seconds,
         "versions": {name: samples[name][0]["version"] for name in impls},
@@ -244,7 +249,11 @@ def main() -> None:
             "records_per_s": {name: round(value) for name, value in medians.items()},
             "ratio": round(medians["packflow"] / medians["packflow_0_4_1"], 2),
         }
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "sdk_speed.json").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

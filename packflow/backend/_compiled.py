@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from packflow.utils._paths import MISSING, AmbiguousPathError, Path
+from packflow.utils._paths import MISSING, AmbiguousPathError, FieldPath
 
 __all__ = ["compile_select_direct"]
 
 Records = list[dict[str, Any]]
 
 
-def _raise_collision(path: Path, depth: int, current: dict[str, Any]) -> None:
+def _raise_collision(path: FieldPath, depth: int, current: dict[str, Any]) -> None:
     for _end, key in path.multi[depth]:
         if key in current:
             prefix = path.delimiter.join(path.parts[:depth])
@@ -44,7 +44,7 @@ class _Writer:
         self.lines.append("    " * indent + line)
 
 
-def _emit_read(w: _Writer, indent: int, path: Path, check: bool) -> None:
+def _emit_read(w: _Writer, indent: int, path: FieldPath, check: bool) -> None:
     """Emit code leaving the value of ``path`` in ``record`` (or ``MISSING``) in ``v``."""
     if not path.nested:
         w.emit(indent, f"v = record.get({path.name!r}, MISSING)")
@@ -73,7 +73,7 @@ def _emit_read(w: _Writer, indent: int, path: Path, check: bool) -> None:
             current = child
 
 
-def _emit_write(w: _Writer, indent: int, target: Path, nested: bool) -> None:
+def _emit_write(w: _Writer, indent: int, target: FieldPath, nested: bool) -> None:
     """Emit code storing ``v`` at ``target`` in ``out`` when ``v`` is present."""
     w.emit(indent, "if v is not MISSING:")
     indent += 1
@@ -91,8 +91,8 @@ def _emit_write(w: _Writer, indent: int, target: Path, nested: bool) -> None:
 
 
 def compile_select_direct(
-    renames: Sequence[tuple[Path, Path]],
-    features: Sequence[tuple[Path, bool]],
+    renames: Sequence[tuple[FieldPath, FieldPath]],
+    features: Sequence[tuple[FieldPath, bool]],
     check: bool,
     nested_out: bool,
     not_a_record: Callable[[int, Any], Exception],

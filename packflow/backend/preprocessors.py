@@ -31,7 +31,7 @@ import numpy as np
 from packflow.backend._compiled import compile_select_direct
 from packflow.backend.configuration import BackendConfig, InputFormats
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
-from packflow.utils._paths import MISSING, AmbiguousPathError, Path
+from packflow.utils._paths import MISSING, AmbiguousPathError, FieldPath
 from packflow.utils.data import flatten_dict
 
 __all__ = [
@@ -150,7 +150,7 @@ class _Field:
 
     __slots__ = ("name", "skip_if_set", "source", "target")
 
-    def __init__(self, source: Path, name: str, target: Path, skip_if_set: bool) -> None:
+    def __init__(self, source: FieldPath, name: str, target: FieldPath, skip_if_set: bool) -> None:
         self.source = source
         self.name = name
         # ``target.nested`` -> written as nested dicts (records mode without flattening).
@@ -196,7 +196,7 @@ class RecordsPreprocessor(Preprocessor):
 
         targets = set(config.rename_fields.values())
         self._renames = [
-            _Field(Path(old, delimiter), new, Path(new, delimiter), False)
+            _Field(FieldPath(old, delimiter), new, FieldPath(new, delimiter), False)
             for old, new in config.rename_fields.items()
         ]
         self._features: list[_Field] = []
@@ -206,7 +206,7 @@ class RecordsPreprocessor(Preprocessor):
                 continue
             seen.add(name)
             skip = any(_related(name, target, delimiter) for target in targets)
-            path = Path(name, delimiter)
+            path = FieldPath(name, delimiter)
             self._features.append(_Field(path, name, path, skip))
         self._nested_out = not flatten and any(
             f.target.nested for f in (*self._renames, *self._features)
@@ -392,7 +392,7 @@ class NumpyPreprocessor(Preprocessor):
         reverse = {new: old for old, new in config.rename_fields.items()}
         delimiter = config.nested_field_delimiter
         self.features = [reverse.get(name, name) for name in config.feature_names]
-        self._paths = [Path(field, delimiter) for field in self.features]
+        self._paths = [FieldPath(field, delimiter) for field in self.features]
 
     def process(self, raw_inputs: Records) -> np.ndarray[Any, Any]:
         """Build the array; shape ``(len(raw_inputs), len(feature_names))``."""

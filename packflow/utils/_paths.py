@@ -5,13 +5,13 @@ the keys each depth could match; lookups then walk the record without flattening
 
 Three lookup flavours exist, matching packflow 0.4.x behaviour:
 
-* :meth:`Path.direct` -- the literal top-level key first, else a walk splitting on every
+* :meth:`FieldPath.direct` -- the literal top-level key first, else a walk splitting on every
   delimiter (``get_nested_field_direct``; the records preprocessor without flattening).
-* :meth:`Path.flat` -- the value the key would have in the flattened record
+* :meth:`FieldPath.flat` -- the value the key would have in the flattened record
   (``flatten_dict(record)[path]``): any split of the path may match a key that contains the
   delimiter, lists are indexed only with ``flatten_lists``, a non-empty container is not a
   leaf, and two different matches are an ambiguity.
-* :meth:`Path.lenient` -- the literal key first, else :meth:`Path.flat` without list
+* :meth:`FieldPath.lenient` -- the literal key first, else :meth:`FieldPath.flat` without list
   indexing (``get_nested_field``; the numpy preprocessor).
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["MISSING", "AmbiguousPathError", "Path"]
+__all__ = ["MISSING", "AmbiguousPathError", "FieldPath"]
 
 
 class _Missing:
@@ -50,7 +50,7 @@ class AmbiguousPathError(ValueError):
         self.key_path = key_path
 
 
-class Path:
+class FieldPath:
     """A nested field path split once on ``delimiter``."""
 
     __slots__ = ("delimiter", "multi", "name", "nested", "parts", "spans")
@@ -70,7 +70,7 @@ class Path:
         self.multi: tuple[tuple[tuple[int, str], ...], ...] = tuple(s[1:] for s in self.spans)
 
     def __repr__(self) -> str:
-        return f"Path({self.name!r}, {self.delimiter!r})"
+        return f"FieldPath({self.name!r}, {self.delimiter!r})"
 
     # -- direct -------------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ class Path:
         return found
 
 
-def _join(prefix: str, key: str, path: Path) -> str:
+def _join(prefix: str, key: str, path: FieldPath) -> str:
     return f"{prefix}{path.delimiter}{key}" if prefix else key
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from packflow.utils._paths import MISSING, Path
+from packflow.utils._paths import MISSING, FieldPath
 
 __all__ = [
     "check_delimiter_collisions",
@@ -138,7 +138,7 @@ def get_nested_field(obj: dict[str, Any], field: str, delimiter: str | None = No
     Raises:
         ValueError: the path matches two keys (one of them contains the delimiter).
     """
-    value = Path(field, delimiter or ".").lenient(obj)
+    value = FieldPath(field, delimiter or ".").lenient(obj)
     return None if value is MISSING else value
 
 
@@ -146,7 +146,7 @@ def get_nested_field_direct(obj: dict[str, Any], field: str, delimiter: str = ".
     """Value at ``field`` walking dicts: the literal top-level key first, else split on
     ``delimiter``. Returns ``None`` when absent; may return a sub-dict; lists are not indexed.
     """
-    value = Path(field, delimiter).direct(obj)
+    value = FieldPath(field, delimiter).direct(obj)
     return None if value is MISSING else value
 
 
@@ -187,7 +187,7 @@ def records_to_ndarray(
         raise ValueError(
             f"Value for `records` must be a list of dictionaries. Received type: {type(records)}"
         )
-    paths = [Path(name, delimiter or ".") for name in feature_names]
+    paths = [FieldPath(name, delimiter or ".") for name in feature_names]
     rows: list[list[Any]] = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
