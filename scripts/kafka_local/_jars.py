@@ -11,11 +11,13 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from ._errors import DownloadError
 
 POM = Path(__file__).with_name("pom.xml")
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+MAVEN_TIMEOUT = 600.0
 _MARKER = ".complete"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -84,21 +86,18 @@ def _download(libs_root: Path, libs_dir: Path, version: str, *, offline: bool) -
         "-DincludeScope=runtime",
         f"-Dkafka.version={version}",
     ]
+    broker_jar = staging / f"kafka_2.13-{version}.jar"
     try:
         with log_path.open("w") as log:
-            result = subprocess.run(
-                command,
-                cwd=staging,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        broker_jar = staging / f"kafka_2.13-{version}.jar"
-        if result.returncode != 0 or not broker_jar.is_file():
+            # One retry rides out a transient network error; offline has nothing to retry.
+            for _attempt in range(1 if offline else 2):
+                code = _run_maven(command, staging, log)
+                if code == 0 and broker_jar.is_file():
+                    break
+        if code != 0 or not broker_jar.is_file():
             raise DownloadError(
                 f"could not download Apache Kafka {version} with Maven "
-                f"(exit {result.returncode}): {_first_error(log_path)}; full log: {log_path}"
+                f"({_describe_exit(code)}): {_first_error(log_path)}; full log: {log_path}"
             )
         (staging / _MARKER).write_text(
             "\n".join(sorted(p.name for p in staging.glob("*.jar"))) + "\n"
@@ -109,6 +108,28 @@ def _download(libs_root: Path, libs_dir: Path, version: str, *, offline: bool) -
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_maven(command: list[str], cwd: Path, log: IO[str]) -> int | None:
+    """Run Maven; return its exit code, or ``None`` when it hung past the timeout."""
+    try:
+        return subprocess.run(
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=MAVEN_TIMEOUT,
+            check=False,
+        ).returncode
+    except subprocess.TimeoutExpired:
+        log.write(f"[ERROR] Maven did not finish within {MAVEN_TIMEOUT:.0f} s\n")
+        log.flush()
+        return None
+
+
+def _describe_exit(code: int | None) -> str:
+    return "timed out" if code is None else f"exit {code}"
 
 
 def _first_error(log_path: Path) -> str:

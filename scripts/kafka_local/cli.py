@@ -1,4 +1,4 @@
-"""``scripts/kafka start|stop|status|logs``: the command-line face of ``LocalKafka``."""
+"""``scripts/kafka start|stop|status|logs|fetch``: the command-line face of ``LocalKafka``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import KafkaLocalError
-from .broker import DEFAULT_STATE_DIR, LocalKafka, default_kafka_version
+from ._jars import ensure_jars
+from .broker import DEFAULT_STATE_DIR, LocalKafka, default_kafka_version, default_libs_root
 
 _PROG = "kafka"
 
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait until it answers"
     )
+    fetch = commands.add_parser(
+        "fetch", help="download the broker jars into .kafka/libs/<version> (no start)"
+    )
+    fetch.add_argument("--kafka-version", default=default_kafka_version())
+    fetch.add_argument("--offline", action="store_true", help="Maven runs with -o")
     stop = commands.add_parser("stop", parents=[common], help="stop the broker")
     stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
     commands.add_parser(
@@ -84,6 +90,12 @@ def _run(args: argparse.Namespace) -> int:
         bootstrap = broker.start(timeout=args.timeout)
         _announce(f"Apache Kafka {broker.version} is up (pid {broker.pid}, log {broker.log_file})")
         print(bootstrap, flush=True)
+        return 0
+    if args.command == "fetch":
+        libs = ensure_jars(
+            default_libs_root(), args.kafka_version, offline=args.offline, announce=_announce
+        )
+        print(libs, flush=True)
         return 0
     broker = LocalKafka(args.state_dir)
     if args.command == "stop":

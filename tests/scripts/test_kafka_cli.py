@@ -168,3 +168,18 @@ def test_settings_that_scripts_kafka_manages_cannot_be_overridden(tmp_path: Path
         "kafka: error: setting log.dirs is managed by scripts/kafka "
         "(use the state dir and port options instead)"
     ]
+
+
+def test_fetch_downloads_once_then_answers_from_the_cache_without_maven(tmp_path: Path) -> None:
+    env = dict(os.environ, PACKFLOW_KAFKA_LIBS_DIR=str(tmp_path / "libs"))
+    first = run_cli("fetch", env=env)
+    assert first.returncode == 0, first.stderr
+    libs = Path(first.stdout.splitlines()[-1])
+    assert libs == tmp_path / "libs" / libs.name
+    assert (libs / f"kafka_2.13-{libs.name}.jar").is_file()
+    assert "downloading Apache Kafka" in first.stderr
+
+    no_maven = env_with_only_java(tmp_path)
+    no_maven["PACKFLOW_KAFKA_LIBS_DIR"] = str(tmp_path / "libs")
+    second = run_cli("fetch", env=no_maven)
+    assert (second.returncode, second.stdout, second.stderr) == (0, f"{libs}\n", "")
