@@ -194,20 +194,22 @@ class RecordsPreprocessor(Preprocessor):
         self._check = not config.ignore_delimiter_collisions
         self._delimiter = delimiter
 
-        targets = set(config.rename_fields.values())
         self._renames = [
             _Field(FieldPath(old, delimiter), new, FieldPath(new, delimiter), False)
             for old, new in config.rename_fields.items()
         ]
+        # Names written before each feature: the rename targets, then the earlier features.
+        written = list(dict.fromkeys(config.rename_fields.values()))
         self._features: list[_Field] = []
-        seen: set[str] = set()
         for name in config.feature_names:
-            if name in seen:
-                continue
-            seen.add(name)
-            skip = any(_related(name, target, delimiter) for target in targets)
+            if name in written and name not in config.rename_fields.values():
+                continue  # a repeated feature name
+            # As in 0.4.x, a feature whose path is already set in the output (by a rename or
+            # an earlier feature sharing its path) is not read again.
+            skip = any(_related(name, target, delimiter) for target in written)
             path = FieldPath(name, delimiter)
             self._features.append(_Field(path, name, path, skip))
+            written.append(name)
         self._nested_out = not flatten and any(
             f.target.nested for f in (*self._renames, *self._features)
         )

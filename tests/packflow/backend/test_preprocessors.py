@@ -119,6 +119,16 @@ def test_feature_and_rename_target_sharing_a_prefix_merge_and_never_touch_input(
     assert record == before
 
 
+def test_feature_whose_path_an_earlier_feature_set_is_not_read_again() -> None:
+    # As 0.4.x: "a.c" creates out["a"], so "a" (already present) is skipped.
+    pp = records_pp(feature_names=["a.c", "a", "b"])
+    assert pp([{"a": {"c": 1, "d": 2}, "b": 3}]) == [{"a": {"c": 1}, "b": 3}]
+
+
+def test_repeated_feature_names_appear_once() -> None:
+    assert records_pp(feature_names=["a", "a"])([{"a": 1}]) == [{"a": 1}]
+
+
 def test_renamed_value_written_into_a_callers_nested_dict_copies_it() -> None:
     pp = records_pp(feature_names=["inner", "inner.new"], rename_fields={"v": "inner.new"})
     record = {"inner": {"old": 1}, "v": 2}
