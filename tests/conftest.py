@@ -11,7 +11,8 @@
        ``atexit``) or a killed pytest (the JVM gets SIGTERM when pytest dies).
 
     When none works, every test that needs Kafka fails (never skips) with the reason and
-    the fix. ``PACKFLOW_TEST_KAFKA=local`` skips the Docker probe.
+    the fix. ``PACKFLOW_TEST_KAFKA=local`` skips the Docker probe. Tests that use any
+    fixture below get the ``kafka`` marker, so ``pytest -m "not kafka"`` runs the rest.
 
 ``create_topic`` (function scope)
     ``await create_topic(partitions=1, *, prefix=None, config=None) -> str`` creates a
@@ -73,6 +74,16 @@ class CreateTopic(Protocol):
         prefix: str | None = None,
         config: dict[str, str] | None = None,
     ) -> Awaitable[str]: ...
+
+
+KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "create_topic", "create_topic_on", "kafka_admin"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a Kafka fixture with ``kafka``."""
+    for item in items:
+        if KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")
