@@ -28,19 +28,12 @@ def check_delimiter_collisions(obj: dict[str, Any], delimiter: str, path: str = 
         ['a.b', 'c.d.e']
     """
     collisions: list[str] = []
-    stack: list[tuple[dict[Any, Any], str]] = [(obj, path)]
-    while stack:
-        current, prefix = stack.pop()
-        found: list[str] = []
-        children: list[tuple[dict[Any, Any], str]] = []
-        for key, value in current.items():
-            key_path = f"{prefix}{delimiter}{key}" if prefix else str(key)
-            if isinstance(key, str) and delimiter in key:
-                found.append(key_path)
-            if isinstance(value, dict):
-                children.append((value, key_path))
-        collisions.extend(found)
-        stack.extend(reversed(children))
+    for key, value in obj.items():
+        key_path = f"{path}{delimiter}{key}" if path else str(key)
+        if isinstance(key, str) and delimiter in key:
+            collisions.append(key_path)
+        if isinstance(value, dict):
+            collisions.extend(check_delimiter_collisions(value, delimiter, key_path))
     return collisions
 
 
