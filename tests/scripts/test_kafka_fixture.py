@@ -282,3 +282,19 @@ def test_bootstrap_env_var_is_used_instead_of_starting_a_broker(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_sync_kafka_admin_creates_and_describes_topics(kafka_admin: Any) -> None:
+    name = kafka_admin.create_topic(4, config={"cleanup.policy": "compact"})
+    assert name.startswith("test_sync_kafka_admin_creates_and_describes_topics-")
+    info = kafka_admin.describe_topic(name)
+    assert info["error_code"] == 0
+    assert sorted(p["partition"] for p in info["partitions"]) == [0, 1, 2, 3]
+    assert all(p["leader"] >= 0 for p in info["partitions"])
+
+
+async def test_create_topic_rejects_zero_partitions_naming_the_topic(
+    create_topic: CreateTopic,
+) -> None:
+    with pytest.raises(ValueError, match=r"topic 'zero-[0-9a-f]{12}': partitions must be >= 1"):
+        await create_topic(0, prefix="zero")
