@@ -56,6 +56,7 @@ import kafka_local  # noqa: E402
 BOOTSTRAP_ENV = "PACKFLOW_TEST_BOOTSTRAP_SERVERS"
 MODE_ENV = "PACKFLOW_TEST_KAFKA"
 TOPIC_READY_TIMEOUT = 30.0
+STATE_DIR_PREFIX = "packflow-test-kafka-"
 T = TypeVar("T")
 _FIX = (
     "Fix: install a JDK 17+ (and Maven for the first run, which downloads the broker jars "
@@ -152,8 +153,19 @@ def _docker_kafka() -> Any | None:
     return container
 
 
+def _remove_abandoned_state_dirs(older_than: float = 3600.0) -> None:
+    """Delete state dirs of sessions that were killed (no broker runs there any more)."""
+    for old in Path(tempfile.gettempdir()).glob(f"{STATE_DIR_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime < older_than:
+                continue
+            if not kafka_local.LocalKafka(old / "broker").is_running():
+                shutil.rmtree(old, ignore_errors=True)
+
+
 def _local_kafka() -> Iterator[str]:
-    state_dir = Path(tempfile.mkdtemp(prefix="packflow-test-kafka-"))
+    _remove_abandoned_state_dirs()
+    state_dir = Path(tempfile.mkdtemp(prefix=STATE_DIR_PREFIX))
     broker = kafka_local.LocalKafka(state_dir / "broker", tie_to_parent=True)
     try:
         try:

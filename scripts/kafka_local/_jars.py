@@ -52,6 +52,8 @@ def ensure_jars(
     with _locked(libs_root / f".{version}.lock"):
         if cached_jars(libs_dir):
             return libs_dir
+        for leftover in libs_root.glob(f".{version}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # staging of a killed download
         if announce is not None:
             announce(f"downloading Apache Kafka {version} jars with Maven into {libs_dir}")
         _download(libs_root, libs_dir, version, offline=offline)

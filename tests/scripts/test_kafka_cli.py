@@ -183,3 +183,22 @@ def test_fetch_downloads_once_then_answers_from_the_cache_without_maven(tmp_path
     no_maven["PACKFLOW_KAFKA_LIBS_DIR"] = str(tmp_path / "libs")
     second = run_cli("fetch", env=no_maven)
     assert (second.returncode, second.stdout, second.stderr) == (0, f"{libs}\n", "")
+
+
+def test_two_concurrent_first_fetches_share_one_download(tmp_path: Path) -> None:
+    env = dict(os.environ, PACKFLOW_KAFKA_LIBS_DIR=str(tmp_path / "libs"))
+    command = [sys.executable, str(KAFKA_SCRIPT), "fetch"]
+    runs = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(run.communicate(timeout=170), run.returncode) for run in runs]
+    assert [code for _, code in results] == [0, 0], results
+    assert len({out for (out, _), _ in results}) == 1
+    downloads = sum("downloading Apache Kafka" in err for (_, err), _ in results)
+    assert downloads == 1
+    assert sorted(p.name for p in (tmp_path / "libs").iterdir() if p.is_dir()) == [
+        Path(results[0][0][0].strip()).name
+    ]
