@@ -92,6 +92,10 @@ class InferenceBackend(ABC):
     timing every step (see :meth:`get_metrics`). A step that raises is reported as
     ``InferenceBackendRuntimeError`` with ``.step`` set to its name and the original
     exception chained as ``__cause__``.
+
+    ``transform_inputs``/``transform_outputs`` are looked up once, right after
+    ``initialize()`` (so ``initialize()`` may still set them); ``execute`` is looked up on
+    every call. Runtimes that call from several threads use :meth:`run`.
     """
 
     backend_config_model: ClassVar[type[BackendConfig] | BackendConfig] = BackendConfig

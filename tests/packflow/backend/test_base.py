@@ -61,6 +61,19 @@ def test_steps_run_in_order_preprocess_transform_inputs_execute_transform_output
     assert out == [{"to": {"ex": {"ti": {"a": 1}}}}]
 
 
+def test_initialize_may_install_an_optional_step() -> None:
+    class Late(InferenceBackend):
+        def initialize(self) -> None:
+            self.transform_outputs = lambda rows: [{"wrapped": r} for r in rows]
+
+        def execute(self, inputs: Any) -> Any:
+            return inputs
+
+    backend = Late()
+    assert backend([{"a": 1}]) == [{"wrapped": {"a": 1}}]
+    assert backend.get_metrics().execution_times.transform_outputs is not None
+
+
 def test_dict_input_returns_a_dict_and_list_input_a_list() -> None:
     backend = Identity()
     assert backend({"a": 1}) == {"a": 1}
