@@ -50,6 +50,7 @@ from worker.offsets import OffsetTracker
 from worker.publisher import Delivery, Publisher
 from worker.runner import BatchRunner, Failure, SupportsRun
 from worker.settings import WorkerSettings
+from worker.transactions import Prepared, TransactionalPublisher
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 
@@ -128,6 +129,8 @@ class Worker:
         self._assigned: set[TopicPartition] = set()
         self._last_progress = time.monotonic()
         self._failure: BaseException | None = None
+        self._exactly_once = settings.delivery == "exactly-once"
+        self._txn: TransactionalPublisher | None = None
         self.health_port: int | None = None
         self.batches = 0
         self.rebalances = 0
@@ -167,10 +170,6 @@ class Worker:
 
     async def _startup(self) -> None:
         s = self.settings
-        if s.delivery == "exactly-once":
-            raise StartupError(
-                "delivery 'exactly-once' is not available in this build; use at-least-once"
-            )
         self._executor = ThreadPoolExecutor(s.executor_threads, thread_name_prefix="pf-backend")
         self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="pf-probe")
         self._runner = BatchRunner(self._backend, self._executor)
@@ -198,6 +197,13 @@ class Worker:
             backend=self.backend_name,
             logger=self._log,
         )
+        if self._exactly_once:
+            self._txn = TransactionalPublisher(
+                s,
+                output_partitions=output_partitions,
+                backend=self.backend_name,
+                logger=self._log,
+            )
         self._consumer = make_consumer(s, _Listener(self))
         await start_with_retry(self._consumer, s.bootstrap_servers, s.startup_timeout_seconds)
 
@@ -287,7 +293,9 @@ class Worker:
         items: list[_Item] = []
         nbytes = 0
         for tp, records in data.items():
-            epoch = self._tracker.register(tp, [r.offset for r in records])
+            epoch = (
+                0 if self._exactly_once else self._tracker.register(tp, [r.offset for r in records])
+            )
             for record in records:
                 items.append(_Item(record, tp, epoch))
                 nbytes += len(record.value or b"") + len(record.key or b"")
@@ -317,8 +325,7 @@ class Worker:
         stats.failed_backend_calls = run.failed_calls
 
         started = time.perf_counter()
-        deliveries: list[Delivery] = []
-        publisher = self._publisher
+        prepared: list[Prepared] = []
         for item, result in zip(items, run.results, strict=True):
             record = item.record
             letter = item.letter
@@ -334,13 +341,61 @@ class Worker:
                     letter = self._letter(record, type(exc).__name__, f"{where}: {exc}", "publish")
                 else:
                     stats.records_out += len(result)
-                    deliveries.append(
-                        await publisher.send_output(record, item.tp, item.epoch, value)
-                    )
+                    prepared.append(Prepared(record, item.tp, value, None))
                     continue
-            deliveries.append(await publisher.send_dead_letter(record, item.tp, item.epoch, letter))
+            prepared.append(Prepared(record, item.tp, None, letter))
+        if self._exactly_once:
+            await self._publish_transactions(prepared, stats, nbytes, started)
+            return
+        deliveries: list[Delivery] = []
+        publisher = self._publisher
+        epochs = {item.tp: item.epoch for item in items}
+        for p in prepared:
+            if p.letter is None:
+                assert p.value is not None
+                delivery = await publisher.send_output(p.record, p.tp, epochs[p.tp], p.value)
+            else:
+                delivery = await publisher.send_dead_letter(p.record, p.tp, epochs[p.tp], p.letter)
+            deliveries.append(delivery)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         await self._queue.put(_Batch(deliveries, nbytes, stats))
+
+    async def _publish_transactions(
+        self, prepared: list[Prepared], stats: BatchStats, nbytes: int, started: float
+    ) -> None:
+        """Exactly-once: one transaction per input partition of the batch, then finish it."""
+        assert self._txn is not None
+        by_partition: dict[TopicPartition, list[Prepared]] = {}
+        for p in prepared:
+            by_partition.setdefault(p.tp, []).append(p)
+        published: list[Prepared] = []
+        for tp, share in by_partition.items():
+            if await self._txn.publish(tp, share):
+                published.extend(share)
+        stats.publish_ms = (time.perf_counter() - started) * 1000.0
+        stats.dead_letters = sum(1 for p in published if p.letter is not None)
+        stats.outputs = len(published) - stats.dead_letters
+        if len(published) < len(prepared):
+            stats.records_out = -1  # unknown: part of the batch was dropped on revocation
+        self._finish(stats, [p.record for p in published], len(prepared), nbytes)
+        await self._emit(stats)
+
+    def _finish(
+        self,
+        stats: BatchStats,
+        records: list[ConsumerRecord[bytes, bytes]],
+        taken: int,
+        nbytes: int,
+    ) -> None:
+        """Fill latency, lag and in-flight figures, release the budget, count the batch."""
+        now_ms = time.time() * 1000.0
+        stats.latencies_ms = [now_ms - r.timestamp for r in records if r.timestamp >= 0]
+        self._fill_lag(stats)
+        stats.in_flight_records = self._budget.records
+        stats.in_flight_bytes = self._budget.bytes
+        self._budget.release(taken, nbytes)
+        self._last_progress = time.monotonic()
+        self.batches += 1
 
     def _letter(
         self,
@@ -388,17 +443,9 @@ class Worker:
                 else:
                     stats.outputs += 1
                 self._tracker.ack(delivery.tp, delivery.record.offset, delivery.epoch)
-            now_ms = time.time() * 1000.0
-            stats.latencies_ms = [
-                now_ms - d.record.timestamp for d in batch.deliveries if d.record.timestamp >= 0
-            ]
             self._commit_wanted.set()
-            self._fill_lag(stats)
-            stats.in_flight_records = self._budget.records
-            stats.in_flight_bytes = self._budget.bytes
-            self._budget.release(len(batch.deliveries), batch.nbytes)
-            self._last_progress = time.monotonic()
-            self.batches += 1
+            records = [d.record for d in batch.deliveries]
+            self._finish(stats, records, len(batch.deliveries), batch.nbytes)
             await self._emit(stats)
 
     async def _commit_loop(self) -> None:
@@ -455,7 +502,7 @@ class Worker:
         self.rebalances += 1
         timeout = self.settings.rebalance_timeout_ms / 1000.0 * 0.8
         drained = await self._budget.wait_empty(timeout)
-        if self._consumer is not None and revoked:
+        if self._consumer is not None and revoked and not self._exactly_once:
             await self._commit(only=revoked)
         self._tracker.forget(revoked)
         self._paused -= revoked
@@ -467,6 +514,11 @@ class Worker:
         )
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._txn is not None and self._consumer is not None:
+            # Fence earlier owners first, then read positions their transactions committed.
+            await self._txn.assign(set(assigned))
+            if assigned:
+                await self._consumer.seek_to_committed(*assigned)
         self._assigned = set(assigned)
         self.assignments += 1
         self._paused &= self._assigned
@@ -542,6 +594,8 @@ class Worker:
             if clean:
                 await self._commit()
             clean &= await stop_bounded(self._consumer, remaining())
+        if self._txn is not None:
+            clean &= await self._txn.close(remaining())
         if self._producer is not None:
             clean &= await stop_bounded(self._producer, remaining())
         if self._health is not None:

@@ -164,14 +164,24 @@ async def produce(
 
 
 async def consume(
-    bootstrap: str, topic: str, count: int, *, within: float = 60.0, settle: float = 0.0
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    within: float = 60.0,
+    settle: float = 0.0,
+    isolation_level: str = "read_uncommitted",
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read ``topic`` from the beginning until ``count`` messages arrived (deadline ``within`` s).
 
     With ``settle`` > 0, keep reading that many more seconds to catch any extra message.
     """
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
     )
     await consumer.start()
     try:

@@ -115,14 +115,6 @@ def test_an_unreachable_bootstrap_server_fails_after_a_bounded_retry(tmp_path):
     assert_one_line_error(result, "could not connect to bootstrap servers '127.0.0.1:1'")
 
 
-def test_exactly_once_says_plainly_that_it_is_not_available(tmp_path):
-    (tmp_path / "ident.py").write_text(IDENTITY)
-    result = run_worker(
-        *REQUIRED, "--backend", "ident:Backend", "--delivery", "exactly-once", cwd=tmp_path
-    )
-    assert_one_line_error(result, "exactly-once", "not available in this build")
-
-
 def test_help_lists_every_option_with_its_environment_variable():
     result = run_worker("--help")
     assert result.returncode == 0

@@ -1,0 +1,223 @@
+"""Exactly-once delivery: outputs, dead letters and offsets in one Kafka transaction.
+
+aiokafka lacks KIP-447 (the consumer group generation in transactional offset commits), so
+zombie fencing relies on a stable ``transactional_id`` per input partition: each assigned
+partition gets its own transactional producer, ``packflow-<group>-<topic>-<partition>``.
+Starting it (``InitProducerId``) fences any earlier owner of the partition and completes or
+aborts its pending transaction; only then does the worker read the partition's committed
+offset (see :meth:`worker.app.Worker._on_assigned`).
+
+:meth:`TransactionalPublisher.publish` sends one partition's share of a batch (outputs and
+dead letters), adds the next offset to the transaction and commits it. A failed send or
+commit aborts the transaction and retries it whole, with backoff; an output the broker
+refuses for good becomes a ``publish`` dead letter, a dead letter it refuses is sent without
+the original value. A fenced producer is fatal: another worker owns the partition and processes
+it again from the last committed transaction, so this one stops without committing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.structs import ConsumerRecord
+
+from worker._kafka import describe, make_producer, stop_bounded, to_publish_error
+from worker.codec import DeadLetter
+from worker.errors import KafkaFatalError
+from worker.publisher import Publisher
+from worker.settings import WorkerSettings
+
+__all__ = ["Prepared", "TransactionalPublisher", "transactional_id"]
+
+_MAX_BACKOFF = 5.0
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One input message ready to publish: its encoded output, or its dead letter."""
+
+    record: ConsumerRecord[bytes, bytes]
+    tp: TopicPartition
+    value: bytes | None
+    letter: DeadLetter | None
+
+
+def transactional_id(group_id: str, tp: TopicPartition) -> str:
+    """The stable transactional id of input partition ``tp`` in ``group_id``."""
+    return f"packflow-{group_id}-{tp.topic}-{tp.partition}"
+
+
+class _RetryTransaction(Exception):
+    pass
+
+
+class TransactionalPublisher:
+    """One transactional producer per assigned input partition."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        output_partitions: int,
+        backend: str,
+        logger: Any,
+    ) -> None:
+        self._settings = settings
+        self._output_partitions = output_partitions
+        self._backend = backend
+        self._log = logger
+        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self.transactions = 0
+        self.aborts = 0
+
+    def _publisher(self, producer: AIOKafkaProducer) -> Publisher:
+        s = self._settings
+        return Publisher(
+            producer,
+            output_topic=s.output_topic,
+            output_partitions=self._output_partitions,
+            dlq_topic=s.dlq_topic,
+            metrics_topic=None,
+            worker_id=s.worker_id,
+            backend=self._backend,
+            logger=self._log,
+        )
+
+    async def _start(self, tp: TopicPartition) -> None:
+        producer = make_producer(
+            self._settings, transactional_id=transactional_id(self._settings.group_id, tp)
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self._settings.startup_timeout_seconds)
+        except BaseException:
+            await stop_bounded(producer, 2.0)
+            raise
+        self._producers[tp] = producer
+
+    async def assign(self, partitions: set[TopicPartition]) -> None:
+        """Keep producers for ``partitions`` only, starting the missing ones."""
+        for tp in set(self._producers) - partitions:
+            await stop_bounded(self._producers.pop(tp), 5.0)
+        for tp in sorted(partitions - set(self._producers)):
+            await self._start(tp)
+
+    async def close(self, seconds: float) -> bool:
+        """Stop every producer within ``seconds``."""
+        ok = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        for tp in list(self._producers):
+            ok &= await stop_bounded(self._producers.pop(tp), deadline - loop.time())
+        return ok
+
+    async def publish(self, tp: TopicPartition, prepared: list[Prepared]) -> bool:
+        """Publish ``prepared`` (messages of ``tp``, in order) and their offsets atomically.
+
+        Returns False when the partition was revoked meanwhile: nothing was committed and
+        its new owner processes these messages. Raises :class:`KafkaFatalError` when the
+        producer was fenced or cannot be restarted.
+        """
+        backoff = 0.1
+        next_offset = prepared[-1].record.offset + 1
+        while True:
+            producer = self._producers.get(tp)
+            if producer is None:
+                return False
+            try:
+                await self._transaction(producer, tp, prepared, next_offset)
+                self.transactions += 1
+                return True
+            except ProducerFenced as exc:
+                self._producers.pop(tp, None)
+                await stop_bounded(producer, 5.0)
+                raise KafkaFatalError(
+                    f"the transactional producer of {tp.topic}/{tp.partition} was fenced: "
+                    "another worker owns the partition; stopping without committing"
+                ) from exc
+            except (KafkaError, _RetryTransaction) as exc:
+                self.aborts += 1
+                self._log.warning(
+                    "transaction_retry",
+                    partition=f"{tp.topic}/{tp.partition}",
+                    error=describe(exc),
+                    retry_in_s=backoff,
+                )
+                await self._abort_or_restart(tp, producer)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _transaction(
+        self,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        prepared: list[Prepared],
+        next_offset: int,
+    ) -> None:
+        publisher = self._publisher(producer)
+        await producer.begin_transaction()
+        deliveries = []
+        for item in prepared:
+            if item.letter is None:
+                assert item.value is not None
+                deliveries.append(await publisher.send_output(item.record, tp, 0, item.value))
+            else:
+                deliveries.append(await publisher.send_dead_letter(item.record, tp, 0, item.letter))
+        results = await asyncio.gather(*(d.future for d in deliveries), return_exceptions=True)
+        failed = False
+        for item, result in zip(prepared, results, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            failed = True
+            if isinstance(result, ProducerFenced):
+                raise result
+            error = to_publish_error(result, "dead-letter topic" if item.letter else "output")
+            if error.retriable:
+                continue
+            record = item.record
+            if item.letter is None:
+                where = f"{record.topic}/{record.partition}@{record.offset}"
+                item.letter = DeadLetter(
+                    error_type=type(result).__name__,
+                    message=f"output of {where} could not be published: {error}",
+                    step="publish",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    timestamp=record.timestamp,
+                    value=record.value,
+                )
+                item.value = None
+            elif item.letter.value is not None:
+                item.letter = dataclasses.replace(
+                    item.letter,
+                    value=None,
+                    message=f"{item.letter.message} (original value omitted: too large)",
+                )
+        if failed:
+            raise _RetryTransaction("a message of the transaction was not acknowledged")
+        await producer.send_offsets_to_transaction({tp: next_offset}, self._settings.group_id)
+        await producer.commit_transaction()
+
+    async def _abort_or_restart(self, tp: TopicPartition, producer: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), 10.0)
+            return
+        except (KafkaError, TimeoutError) as exc:
+            self._log.warning(
+                "transaction_abort_failed", partition=f"{tp.topic}/{tp.partition}", error=str(exc)
+            )
+        if self._producers.get(tp) is producer:
+            self._producers.pop(tp)
+            await stop_bounded(producer, 5.0)
+            try:
+                await self._start(tp)
+            except (KafkaError, TimeoutError) as exc:
+                raise KafkaFatalError(
+                    f"the transactional producer of {tp.topic}/{tp.partition} could not be "
+                    f"restarted: {describe(exc)}"
+                ) from exc
