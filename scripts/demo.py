@@ -344,7 +344,11 @@ def _source_of(headers: Any) -> tuple[int, int] | None:
 async def collect_results(
     bootstrap: str, topics: DemoTopics, result: DemoResult, wait_seconds: float
 ) -> None:
-    """Read outputs, dead letters and metric events until every input is accounted for."""
+    """Read outputs, dead letters and metric events until every input is accounted for.
+
+    Done when every input has an output or a dead letter and the metric events cover every
+    input message (the worker publishes one event per batch).
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -357,7 +361,9 @@ async def collect_results(
         deadline = time.monotonic() + wait_seconds
         while True:
             accounted = len(result.outputs) + len(result.dead_letters)
-            if accounted >= len(result.inputs) and result.metric_events:
+            # Each input message is in exactly one batch, and each batch has one metric event.
+            measured = sum(e.get("batch_size") or 0 for e in result.metric_events)
+            if accounted >= len(result.inputs) and measured >= len(result.inputs):
                 return
             if time.monotonic() > deadline:
                 missing = sorted(
@@ -368,7 +374,7 @@ async def collect_results(
                 raise DemoError(
                     f"after {wait_seconds:.0f} s, {len(missing)} inputs have no output nor a "
                     f"dead letter: {', '.join(missing) or 'none'}; metric events seen: "
-                    f"{len(result.metric_events)}"
+                    f"{len(result.metric_events)} covering {measured} messages"
                 )
             batches = await consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():

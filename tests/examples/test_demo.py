@@ -62,7 +62,8 @@ async def test_demo_sends_every_input_to_an_output_or_a_dead_letter(
     assert headers["demo-case"] == result.inputs[first].case.encode()
     assert headers["packflow-source"].endswith(f"/{first[0]}/{first[1]}".encode())
     assert all(e["backend"] == "AnomalyScorer" for e in result.metric_events)
-    assert sum(e["dead_letters"] for e in result.metric_events) >= 1
+    assert sum(e["batch_size"] for e in result.metric_events) == len(result.inputs)
+    assert sum(e["dead_letters"] for e in result.metric_events) == len(result.dead_letters)
     assert result.worker_exit_code == 0
     assert any(e.get("event") == "worker_stopped" for e in result.worker_events)
     text = "\n".join(lines)
