@@ -12,6 +12,9 @@ is also written to ``bench/results/sdk_speed.json``.
 
 Workloads:
   identity_one_record   one-record call of an identity backend, no preprocessing options
+  identity_one_record_verbose
+                        the same with verbose=True: one log line per call, rendered (JSON
+                        lines for this project, loguru's format for 0.4.1) into /dev/null
   records_features      1,000 nested records, feature_names (5 dotted paths) + rename_fields
   records_flatten       the same records, flatten_nested_inputs and 4 features
   numpy_features        numpy preprocessor with 8 nested features
@@ -76,20 +79,34 @@ def make_record(i: int) -> dict[str, Any]:
 # -- child: runs inside one implementation's interpreter ---------------------------------------
 
 
-def _silence_logs() -> None:
+def _logs_to_devnull() -> None:
+    """Render every log line, as configured in production, into /dev/null.
+
+    Call after importing packflow (0.4.1 installs its loguru stderr sink at import).
+    """
     import logging
 
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     logging.disable(logging.CRITICAL)
     try:
         import structlog
 
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    except ImportError:  # pragma: no cover - baseline environment
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                structlog.processors.JSONRenderer(),
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            logger_factory=structlog.PrintLoggerFactory(devnull),
+        )
+    except ImportError:  # baseline environment
         pass
     try:
         from loguru import logger
 
         logger.remove()
+        logger.add(devnull, level="DEBUG")  # 0.4.1 logs verbose metrics at DEBUG
     except ImportError:
         pass
 
@@ -110,6 +127,7 @@ def _backends() -> dict[str, tuple[Any, list[dict[str, Any]]]]:
     records = [make_record(i) for i in range(N_RECORDS)]
     return {
         "identity_one_record": (Identity(), [make_record(0)]),
+        "identity_one_record_verbose": (Identity(verbose=True), [make_record(0)]),
         "records_features": (
             Identity(feature_names=FEATURES_5, rename_fields=RENAME),
             records,
@@ -157,8 +175,9 @@ def _memory(backend: Any, batch: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def child_main(seconds: float) -> None:
-    _silence_logs()
     import packflow
+
+    _logs_to_devnull()
 
     out: dict[str, Any] = {"version": getattr(packflow, "__version__", "?"), "rates": {}}
     cases = _backends()
