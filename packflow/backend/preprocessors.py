@@ -155,7 +155,8 @@ class _Field:
         self.name = name
         # ``target.nested`` -> written as nested dicts (records mode without flattening).
         self.target = target
-        # A feature that a rename may already have produced is skipped when it is present.
+        # Skip the feature when its path is already present in the output (a rename or an
+        # earlier feature sharing its path may have written it).
         self.skip_if_set = skip_if_set
 
 
@@ -165,8 +166,8 @@ class RecordsPreprocessor(Preprocessor):
     * ``rename_fields`` ``{old: new}``: ``old`` may be a nested path (``"a.b"``); a ``new``
       containing the delimiter is written as nested dicts (flat key when flattening).
     * ``feature_names``: the output holds the renamed fields, then each feature in order
-      (features are names after renaming; a feature a rename already produced is not read
-      again). Absent fields are left out.
+      (features are names after renaming; a feature whose path a rename or an earlier
+      feature already wrote is not read again, as in 0.4.x). Absent fields are left out.
     * ``flatten_nested_inputs``: fields are looked up in (and, without ``feature_names``, the
       output is) the flattened record, with lists flattened only if ``flatten_lists``.
     * Without flattening, a key that contains the delimiter and makes a requested path
