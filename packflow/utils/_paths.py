@@ -138,7 +138,7 @@ class FieldPath:
             if not flatten_lists:
                 return MISSING
             part = self.parts[depth]
-            if not (part.isdigit() and (part == "0" or part[0] != "0")):
+            if not (part.isascii() and part.isdigit() and (part == "0" or part[0] != "0")):
                 return MISSING
             index = int(part)
             if index >= len(obj):

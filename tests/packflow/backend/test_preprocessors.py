@@ -202,6 +202,13 @@ def test_flatten_lists_indexes_list_items() -> None:
     assert pp([{"tags": ["a", "b"], "v": [{"k": 1}]}]) == [{"tags.1": "b", "v.0.k": 1}]
 
 
+def test_flatten_lists_only_canonical_indexes_match() -> None:
+    pp = records_pp(
+        flatten_nested_inputs=True, flatten_lists=True, feature_names=["t.01", "t.\u00b2", "t.9"]
+    )
+    assert pp([{"t": list(range(5))}]) == [{}]
+
+
 def test_flatten_without_features_flattens_the_whole_record_and_moves_renames() -> None:
     pp = records_pp(flatten_nested_inputs=True, rename_fields={"a.b": "ab"})
     assert pp([{"a": {"b": 1, "c": 2}, "d": [1]}]) == [{"a.c": 2, "d": [1], "ab": 1}]
