@@ -231,6 +231,15 @@ class RecordsPreprocessor(Preprocessor):
         else:
             self._process = self._move_flat if flatten else self._move_direct
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled transform is a generated function that pickle cannot name: ship the
+        # configuration and compile again on the other side.
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config = state["config"]
+        self.resolve()
+
     def process(self, raw_inputs: Records) -> Records:
         """Transform ``raw_inputs`` (the list itself is returned in passthrough mode)."""
         if self.passthrough:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any
 
@@ -389,3 +390,20 @@ def test_run_is_safe_from_many_threads_at_once() -> None:
         thread.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"feature_names": ["a.b", "c"], "rename_fields": {"x": "c"}},
+        {"flatten_nested_inputs": True, "feature_names": ["a.b"]},
+        {"input_format": "passthrough"},
+    ],
+)
+def test_backend_survives_pickling_with_its_compiled_preprocessor(config: dict[str, Any]) -> None:
+    backend = Identity(**config)
+    records = [{"a": {"b": 1}, "x": 2, "c": 3}]
+    clone = pickle.loads(pickle.dumps(backend))
+    assert clone(records) == backend(records)
+    assert clone.config == backend.config
