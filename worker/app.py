@@ -80,11 +80,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
 
+    # aiokafka logs and swallows listener errors; a failed hand-over must stop the worker.
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._worker._on_revoked(set(revoked))
+        try:
+            await self._worker._on_revoked(set(revoked))
+        except Exception as exc:
+            self._worker._fail(exc)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._worker._on_assigned(set(assigned))
+        try:
+            await self._worker._on_assigned(set(assigned))
+        except Exception as exc:
+            self._worker._fail(exc)
 
 
 class Worker:
@@ -172,7 +179,7 @@ class Worker:
         s = self.settings
         self._executor = ThreadPoolExecutor(s.executor_threads, thread_name_prefix="pf-backend")
         self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="pf-probe")
-        self._runner = BatchRunner(self._backend, self._executor)
+        self._runner = BatchRunner(self._backend, self._executor, parallel=s.executor_threads)
         self._health = HealthServer(healthz=self._healthz, readyz=self._readyz, port=s.health_port)
         try:
             await self._health.start()
@@ -183,6 +190,7 @@ class Worker:
         self._producer = make_producer(s)
         await start_with_retry(self._producer, s.bootstrap_servers, s.startup_timeout_seconds)
         timeout = s.startup_timeout_seconds
+        await output_partition_count(self._producer, s.input_topic, timeout)
         output_partitions = await output_partition_count(self._producer, s.output_topic, timeout)
         await output_partition_count(self._producer, s.dlq_topic, timeout)
         if s.metrics_topic is not None:
@@ -232,10 +240,15 @@ class Worker:
             await coro
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record a fatal error and start the shutdown (exit code 1)."""
+        if self._failure is None:
             self._failure = exc
-            self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            self._stop.set()
+        self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        self.request_stop()
 
     # -- fetch stage --------------------------------------------------------------------------
 
@@ -341,7 +354,7 @@ class Worker:
                     letter = self._letter(record, type(exc).__name__, f"{where}: {exc}", "publish")
                 else:
                     stats.records_out += len(result)
-                    prepared.append(Prepared(record, item.tp, value, None))
+                    prepared.append(Prepared(record, item.tp, value, None, len(result)))
                     continue
             prepared.append(Prepared(record, item.tp, None, letter))
         if self._exactly_once:
@@ -375,8 +388,7 @@ class Worker:
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         stats.dead_letters = sum(1 for p in published if p.letter is not None)
         stats.outputs = len(published) - stats.dead_letters
-        if len(published) < len(prepared):
-            stats.records_out = -1  # unknown: part of the batch was dropped on revocation
+        stats.records_out = sum(p.rows for p in published if p.letter is None)
         self._finish(stats, [p.record for p in published], len(prepared), nbytes)
         await self._emit(stats)
 

@@ -91,15 +91,16 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 
 
 class BatchRunner:
-    """Runs batches of messages through a backend in ``executor``.
+    """Runs batches of messages through a backend in ``executor`` (``parallel`` calls at once).
 
     ``last_step`` is the name reported when the backend returns outputs of the wrong length
     (the step that produced them).
     """
 
-    def __init__(self, backend: SupportsRun, executor: Executor) -> None:
+    def __init__(self, backend: SupportsRun, executor: Executor, *, parallel: int = 1) -> None:
         self._backend = backend
         self._executor = executor
+        self._parallel = max(1, parallel)
         self.last_step = "transform_outputs" if hasattr(backend, "transform_outputs") else "execute"
 
     def _call(self, records: list[dict[str, Any]], submitted: float) -> tuple[_RunResult, float]:
@@ -117,9 +118,20 @@ class BatchRunner:
         return result
 
     async def run(self, messages: Sequence[list[dict[str, Any]]]) -> BatchRun:
-        """Process the records of each message; see the module docstring."""
+        """Process the records of each message; see the module docstring.
+
+        With ``parallel`` > 1 the messages are split into that many contiguous parts that
+        run concurrently (for backends that release the GIL); results keep their order.
+        """
         stats = BatchRun(results=[[] for _ in messages])
-        await self._solve(list(range(len(messages))), messages, stats)
+        indices = list(range(len(messages)))
+        parts = min(self._parallel, len(indices))
+        if parts <= 1:
+            await self._solve(indices, messages, stats)
+        else:
+            size = -(-len(indices) // parts)
+            chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
+            await asyncio.gather(*(self._solve(chunk, messages, stats) for chunk in chunks))
         return stats
 
     async def _solve(

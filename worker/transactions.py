@@ -45,6 +45,7 @@ class Prepared:
     tp: TopicPartition
     value: bytes | None
     letter: DeadLetter | None
+    rows: int = 0
 
 
 def transactional_id(group_id: str, tp: TopicPartition) -> str:

@@ -113,3 +113,22 @@ async def test_a_known_record_index_removes_its_message_without_bisecting(execut
     assert failure.record_index == 1
     assert backend.calls == 2
     assert all(run.results[i] == [{"id": i}] for i in range(10) if i != 6)
+
+
+class Rendezvous(InferenceBackend):
+    """Each call waits until two calls are inside ``execute`` at once (or fails)."""
+
+    def initialize(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def execute(self, inputs: Any) -> Any:
+        self.barrier.wait()
+        return [dict(r, ok=True) for r in inputs]
+
+
+async def test_with_parallel_calls_a_batch_is_split_and_runs_concurrently_in_order():
+    with ThreadPoolExecutor(2) as pool:
+        runner = BatchRunner(Rendezvous(), pool, parallel=2)
+        run = await runner.run([[{"id": i}] for i in range(7)])
+    assert run.results == [[{"id": i, "ok": True}] for i in range(7)]
+    assert run.backend_calls == 2
