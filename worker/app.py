@@ -315,7 +315,9 @@ class Worker:
         self._budget.take(len(items), nbytes)
         stats = BatchStats(batch_size=len(items))
         stats.partitions = partition_ranges(
-            (i.tp.topic, i.tp.partition, i.record.offset) for i in items
+            (tp.topic, tp.partition, offset)
+            for tp, records in data.items()
+            for offset in (records[0].offset, records[-1].offset)
         )
 
         started = time.perf_counter()
