@@ -25,7 +25,7 @@ import collections
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -73,7 +73,6 @@ class _Batch:
     deliveries: list[Delivery]
     nbytes: int
     stats: BatchStats
-    started: float = field(default_factory=time.perf_counter)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -161,7 +160,6 @@ class Worker:
 
     async def run(self) -> int:
         """Start, run until stopped, shut down; returns the process exit code."""
-        deadline: float | None = None
         try:
             await self._startup()
             await self._stop.wait()
@@ -255,7 +253,6 @@ class Worker:
     async def _fetch_loop(self) -> None:
         assert self._consumer is not None
         s = self.settings
-        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             if self._rebalancing:
                 await self._budget.wait_changed(0.1)
@@ -279,7 +276,7 @@ class Worker:
                 self._in_getmany = False
             self._last_progress = time.monotonic()
             if data:
-                await self._process(data, loop.time())
+                await self._process(data)
 
     def _pause(self) -> None:
         assert self._consumer is not None
@@ -299,7 +296,7 @@ class Worker:
             self._paused.clear()
 
     async def _process(
-        self, data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], _now: float
+        self, data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         assert self._runner is not None
         assert self._publisher is not None
@@ -606,7 +603,10 @@ class Worker:
             clean &= await self._wait_task(self._tasks[2], remaining())
         if self._consumer is not None:
             if clean:
-                await self._commit()
+                try:
+                    await asyncio.wait_for(self._commit(), remaining())
+                except TimeoutError:
+                    clean = False
             clean &= await stop_bounded(self._consumer, remaining())
         if self._txn is not None:
             clean &= await self._txn.close(remaining())
