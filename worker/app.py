@@ -35,6 +35,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import (
+    describe,
     make_consumer,
     make_producer,
     output_partition_count,
@@ -133,7 +134,8 @@ class Worker:
         self._rebalancing = False
         self._paused: set[TopicPartition] = set()
         self._assigned: set[TopicPartition] = set()
-        self._last_progress = time.monotonic()
+        self._last_progress = self._idle_since = time.monotonic()
+        self._last_idle_check = 0.0
         self._failure: BaseException | None = None
         self._exactly_once = settings.delivery == "exactly-once"
         self._txn: TransactionalPublisher | None = None
@@ -274,9 +276,54 @@ class Worker:
                 raise
             finally:
                 self._in_getmany = False
-            self._last_progress = time.monotonic()
             if data:
+                self._last_progress = self._idle_since = time.monotonic()
                 await self._process(data)
+            else:
+                await self._check_idle()
+
+    async def _check_idle(self) -> None:
+        """Count an empty fetch as progress only when the partitions are really caught up.
+
+        aiokafka's fetcher can stall silently (aio-libs/aiokafka#1037): ``getmany`` returns
+        nothing while messages wait. After ``stall/3`` seconds (at most 5) without records,
+        the end offsets are asked for; lag on a partition that is not paused means a stall:
+        ``/readyz`` fails once it lasts ``readiness_stall_seconds``.
+        """
+        now = time.monotonic()
+        interval = min(5.0, self.settings.readiness_stall_seconds / 3)
+        if now - self._idle_since < interval or now - self._last_idle_check < interval:
+            return
+        self._last_idle_check = now
+        lagging = await self._lagging_partitions()
+        if lagging is None or not lagging:
+            self._last_progress = now
+            return
+        self._log.warning(
+            "fetch_stalled",
+            partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in lagging),
+            idle_s=round(now - self._idle_since, 1),
+        )
+
+    async def _lagging_partitions(self) -> set[TopicPartition] | None:
+        """Assigned, unpaused partitions with messages beyond the position; None if unknown."""
+        assert self._consumer is not None
+        if self._exactly_once:  # open input transactions look like lag: no check
+            return None
+        partitions = set(self._consumer.assignment()) - self._paused
+        if not partitions:
+            return set()
+        consumer = self._consumer
+
+        async def lagging() -> set[TopicPartition]:
+            ends = await consumer.end_offsets(list(partitions))
+            return {tp for tp in partitions if ends.get(tp, 0) > await consumer.position(tp)}
+
+        try:
+            return await asyncio.wait_for(lagging(), 5.0)
+        except (KafkaError, TimeoutError, AssertionError) as exc:
+            self._log.warning("lag_check_failed", error=describe(exc))
+            return None
 
     def _pause(self) -> None:
         assert self._consumer is not None

@@ -72,3 +72,37 @@ async def test_probes_answer_404_for_unknown_paths_and_503_while_the_backend_is_
         assert body["partitions"] == 1
         status, body = await asyncio.to_thread(_get, worker.health_port, "/healthz")
         assert status == 200
+
+
+async def test_readiness_fails_when_fetching_stalls_while_messages_wait(
+    kafka_bootstrap, topics, worker_settings, monkeypatch
+):
+    names = await topics(1)
+    settings = worker_settings(**names, readiness_stall_seconds=1.5)
+    async with running_worker(settings, Slow()) as worker:
+        await wait_for(lambda: worker.assignments >= 1, 20, "an assignment")
+        status, _ = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+        assert status == 200
+
+        calls = 0
+
+        async def stalled_getmany(*_args, **_kwargs):  # aio-libs/aiokafka#1037's symptom
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.02)
+            return {}
+
+        monkeypatch.setattr(worker._consumer, "getmany", stalled_getmany)
+        await wait_for(lambda: calls >= 2, 10, "the stalled fetcher to be in use")
+        await produce(kafka_bootstrap, names["input_topic"], [(None, b'{"id": 1}')])
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            status, body = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+            if status == 503:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "readiness never failed"
+            await asyncio.sleep(0.2)
+        assert any(r.startswith("no fetch progress") for r in body["reasons"])
+        monkeypatch.undo()
+        await consume(kafka_bootstrap, names["output_topic"], 1)
+        await wait_for(lambda: worker.batches >= 1, 20, "the batch after the stall")
