@@ -124,6 +124,7 @@ class Worker:
         self._health: HealthServer | None = None
         self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue()
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()
         self._commit_wanted = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._commits_done = False
@@ -156,9 +157,16 @@ class Worker:
 
     def request_stop(self) -> None:
         """Ask the worker to stop fetching, drain, commit and shut down."""
+        if not self._stop.is_set():
+            self._log.info("worker_stopping", in_flight_records=self._budget.records)
         self._stop.set()
         if self._in_getmany and self._fetch_task is not None:
             self._fetch_task.cancel()
+
+    def force_stop(self) -> None:
+        """Stop now: cancel the work in flight without committing it (exit code 1)."""
+        self._force.set()
+        self.request_stop()
 
     async def run(self) -> int:
         """Start, run until stopped, shut down; returns the process exit code."""
@@ -634,7 +642,7 @@ class Worker:
         loop = asyncio.get_running_loop()
 
         def remaining() -> float:
-            return max(0.0, deadline - loop.time())
+            return 0.0 if self._force.is_set() else max(0.0, deadline - loop.time())
 
         clean = True
         self._stop.set()
@@ -676,8 +684,12 @@ class Worker:
     async def _wait_task(self, task: asyncio.Task[None], seconds: float) -> bool:
         if task.done():
             return True
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-        if done:
+        forced = asyncio.create_task(self._force.wait())
+        try:
+            await asyncio.wait({task, forced}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if task.done():
             return True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -7,6 +7,7 @@ failures print one line, ``packflow-worker: error: <what and where>``, and exit 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -85,6 +86,12 @@ def _command(**options: str | None) -> None:
     except StartupError as exc:
         _fail(str(exc))
         return
+    if code != 0:
+        # A backend call may still run in its thread (deadline passed, forced stop): do not
+        # let the interpreter wait for it at exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -96,7 +103,10 @@ async def _serve(settings: WorkerSettings, backend: Any, name: str) -> int:
     def on_signal() -> None:
         nonlocal signals_seen
         signals_seen += 1
-        worker.request_stop()
+        if signals_seen == 1:
+            worker.request_stop()
+        else:  # a second signal: stop now, leave the work in flight uncommitted
+            worker.force_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)

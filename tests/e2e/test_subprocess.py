@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e.conftest import consume, produce, wait_for
+from tests.e2e.conftest import committed, consume, produce, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -127,3 +127,46 @@ async def test_sigterm_mid_stream_exits_0_and_a_restart_leaves_nothing_lost(
     assert sorted(orjson.loads(o.value)["id"] for o in outputs) == list(range(total))
     done_second = sum(e["batch_size"] for e in second.named("batch_metrics"))
     assert done_first + done_second == total
+
+
+STUCK = """
+import time
+
+from packflow import InferenceBackend
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        print('{"event": "execute_entered"}', flush=True)
+        time.sleep(60)
+        return inputs
+"""
+
+
+async def test_a_second_signal_stops_at_once_without_committing(kafka_bootstrap, topics, tmp_path):
+    names = await topics(1)
+    (tmp_path / "stuck.py").write_text(STUCK)
+    group = f"g-{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "PACKFLOW_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "PACKFLOW_INPUT_TOPIC": names["input_topic"],
+        "PACKFLOW_OUTPUT_TOPIC": names["output_topic"],
+        "PACKFLOW_DLQ_TOPIC": names["dlq_topic"],
+        "PACKFLOW_GROUP_ID": group,
+        "PACKFLOW_BACKEND": "stuck:Backend",
+        "PACKFLOW_HEALTH_PORT": "0",
+        "PACKFLOW_SHUTDOWN_TIMEOUT_SECONDS": "120",
+    }
+    await produce(kafka_bootstrap, names["input_topic"], [(None, b'{"id": 1}')])
+    proc = WorkerProcess(tmp_path, env)
+    await proc.start()
+    await wait_for(lambda: proc.named("execute_entered"), 60, "the stuck execute()")
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGTERM)
+    await wait_for(lambda: proc.named("worker_stopping"), 10, "the first signal's effect")
+    assert await proc.stop(signal.SIGTERM, within=15) == 1
+    (stopped,) = proc.named("worker_stopped")
+    assert stopped["clean"] is False
+    positions = await committed(kafka_bootstrap, group, names["input_topic"], 1)
+    assert positions == {0: None}
