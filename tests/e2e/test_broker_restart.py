@@ -29,7 +29,7 @@ async def test_a_broker_restart_mid_stream_loses_no_message(tmp_path, worker_set
     try:
         names = {"input_topic": "in", "output_topic": "out", "dlq_topic": "dlq"}
         await _create_topics(bootstrap, names)
-        total = 2000
+        total = 5000
         await produce(
             bootstrap, "in", [(f"k{i}".encode(), orjson.dumps({"id": i})) for i in range(total)]
         )
