@@ -121,3 +121,49 @@ def test_help_lists_every_option_with_its_environment_variable():
     for flag in ("--bootstrap-servers", "--max-in-flight-bytes", "--readiness-stall-seconds"):
         assert flag in result.stdout
     assert "PACKFLOW_SHUTDOWN_TIMEOUT_SECONDS" in result.stdout
+
+
+def test_a_module_backend_that_is_missing_names_the_module_loader():
+    result = run_worker(*REQUIRED, "--loader", "module", "--backend", "no_such_pkg.mod:Backend")
+    assert_one_line_error(result, "backend 'no_such_pkg.mod:Backend' (loader module)")
+
+
+def test_a_project_whose_backend_fails_to_initialize_is_named(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "packflow.yaml").write_text(
+        "name: proj\nversion: 0.1.0\ninference_backend: inference:Backend\nloader: local\n"
+    )
+    (project / "inference.py").write_text(
+        "from packflow import InferenceBackend\n\n"
+        "class Backend(InferenceBackend):\n"
+        "    def initialize(self):\n"
+        "        raise FileNotFoundError('params.json')\n\n"
+        "    def execute(self, inputs):\n"
+        "        return inputs\n"
+    )
+    result = run_worker(*REQUIRED, "--project", str(project), cwd=tmp_path)
+    assert_one_line_error(result, f"project '{project}'", "params.json")
+
+
+def test_backend_config_reaches_the_backend_config(tmp_path):
+    (tmp_path / "strict.py").write_text(
+        "from packflow import BackendConfig, InferenceBackend\n\n"
+        "class Config(BackendConfig):\n"
+        "    threshold: float\n\n"
+        "class Backend(InferenceBackend):\n"
+        "    backend_config_model = Config\n\n"
+        "    def initialize(self):\n"
+        "        raise RuntimeError(f'threshold={self.config.threshold}')\n\n"
+        "    def execute(self, inputs):\n"
+        "        return inputs\n"
+    )
+    result = run_worker(
+        *REQUIRED,
+        "--backend",
+        "strict:Backend",
+        "--backend-config",
+        '{"threshold": 2.5}',
+        cwd=tmp_path,
+    )
+    assert_one_line_error(result, "threshold=2.5")
