@@ -99,7 +99,9 @@ class Worker:
 
     ``await worker.run()`` starts everything, runs until :meth:`request_stop` (or a fatal
     error) and shuts down; it returns the exit code. ``started`` is set once the worker is
-    consuming and ``health_port`` is known.
+    consuming and ``health_port`` is known. For observation (tests, embedding): ``batches``,
+    ``commits``, ``pauses``, ``assignments``, ``budget`` (in-flight peaks) and
+    ``recent_metrics`` (the last 256 ``batch_metrics`` events).
     """
 
     def __init__(
