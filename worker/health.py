@@ -52,7 +52,7 @@ class HealthServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            status, body = await asyncio.wait_for(self._respond(reader), _READ_TIMEOUT)
+            method, status, body = await asyncio.wait_for(self._respond(reader), _READ_TIMEOUT)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
             writer.close()
             return
@@ -64,14 +64,14 @@ class HealthServer:
             "Connection: close\r\n\r\n"
         ).encode("ascii")
         try:
-            writer.write(head + payload)
+            writer.write(head if method == "HEAD" else head + payload)
             await writer.drain()
         except ConnectionError:
             pass
         finally:
             writer.close()
 
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    async def _respond(self, reader: asyncio.StreamReader) -> tuple[str, int, dict[str, Any]]:
         request_line = (await reader.readline()).decode("latin-1").strip()
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
             pass
@@ -81,8 +81,8 @@ class HealthServer:
         method, target = parts[0], parts[1].split("?", 1)[0]
         probe = self._probes.get(target)
         if probe is None:
-            return 404, {"error": f"unknown path {target!r}; try /healthz or /readyz"}
+            return method, 404, {"error": f"unknown path {target!r}; try /healthz or /readyz"}
         if method not in ("GET", "HEAD"):
-            return 405, {"error": f"method {method} not allowed"}
+            return method, 405, {"error": f"method {method} not allowed"}
         ok, details = await probe()
-        return (200 if ok else 503), {"status": "ok" if ok else "unavailable", **details}
+        return method, (200 if ok else 503), {"status": "ok" if ok else "unavailable", **details}

@@ -16,7 +16,7 @@ async def _get(port: int, path: str, method: str = "GET") -> tuple[int, dict]:
     raw = await reader.read()
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split()[1]), orjson.loads(body)
+    return int(head.split()[1]), orjson.loads(body) if body else {}
 
 
 async def test_probes_map_to_200_and_503_and_unknown_paths_to_404():
@@ -39,6 +39,7 @@ async def test_probes_map_to_200_and_503_and_unknown_paths_to_404():
         assert (await _get(server.port, "/readyz?x=1"))[0] == 200
         assert (await _get(server.port, "/metrics"))[0] == 404
         assert (await _get(server.port, "/healthz", "POST"))[0] == 405
+        assert await _get(server.port, "/healthz", "HEAD") == (200, {})
     finally:
         await server.stop()
 
