@@ -187,48 +187,8 @@ class InferenceBackend(ABC):
             )
         if len(records) != 1 or not isinstance(records[0], dict):
             _check_records(records)
-        # The pipeline of _run_pipeline, inlined: this is the per-call hot path.
-        clock = perf_counter_ns
-        t0 = clock()
-        try:
-            data = self._preprocess_fn(records)
-        except Exception as exc:
-            raise self._preprocess_failed(exc) from exc
-        t1 = clock()
-        transform_inputs = self._transform_inputs_fn
-        if transform_inputs is None:
-            transform_inputs_ns = None
-            t2 = t1
-        else:
-            try:
-                data = transform_inputs(data)
-            except Exception as exc:
-                raise self._step_failed("transform_inputs", exc) from exc
-            t2 = clock()
-            transform_inputs_ns = t2 - t1
-        try:
-            outputs = self.execute(data)
-        except Exception as exc:
-            raise self._step_failed("execute", exc) from exc
-        t3 = clock()
-        transform_outputs = self._transform_outputs_fn
-        if transform_outputs is None:
-            transform_outputs_ns = None
-        else:
-            try:
-                outputs = transform_outputs(outputs)
-            except Exception as exc:
-                raise self._step_failed("transform_outputs", exc) from exc
-            transform_outputs_ns = clock() - t3
-        if not isinstance(outputs, list):
-            raise self._not_a_list(outputs)
-        self._last_call = times = (
-            len(records),
-            t1 - t0,
-            transform_inputs_ns,
-            t3 - t2,
-            transform_outputs_ns,
-        )
+        outputs, times = self._run_pipeline(records)
+        self._last_call = times
         if self.config.verbose:
             self._log_call(times)
         if records is inputs:
@@ -277,6 +237,7 @@ class InferenceBackend(ABC):
         )
 
     def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
+        """Run the steps on checked records; return the final output and the step times."""
         clock = perf_counter_ns
         t0 = clock()
         try:
@@ -284,45 +245,34 @@ class InferenceBackend(ABC):
         except Exception as exc:
             raise self._preprocess_failed(exc) from exc
         t1 = clock()
-        preprocess_ns = t1 - t0
-
         transform_inputs = self._transform_inputs_fn
-        transform_inputs_ns = None
-        if transform_inputs is not None:
+        if transform_inputs is None:
+            transform_inputs_ns = None
+            t2 = t1
+        else:
             try:
                 data = transform_inputs(data)
             except Exception as exc:
                 raise self._step_failed("transform_inputs", exc) from exc
             t2 = clock()
             transform_inputs_ns = t2 - t1
-            t1 = t2
-
         try:
-            data = self.execute(data)
+            outputs = self.execute(data)
         except Exception as exc:
             raise self._step_failed("execute", exc) from exc
-        t2 = clock()
-        execute_ns = t2 - t1
-
+        t3 = clock()
         transform_outputs = self._transform_outputs_fn
-        transform_outputs_ns = None
-        if transform_outputs is not None:
+        if transform_outputs is None:
+            transform_outputs_ns = None
+        else:
             try:
-                data = transform_outputs(data)
+                outputs = transform_outputs(outputs)
             except Exception as exc:
                 raise self._step_failed("transform_outputs", exc) from exc
-            transform_outputs_ns = clock() - t2
-
-        if not isinstance(data, list):
-            raise self._not_a_list(data)
-        times: _CallTimes = (
-            len(records),
-            preprocess_ns,
-            transform_inputs_ns,
-            execute_ns,
-            transform_outputs_ns,
-        )
-        return data, times
+            transform_outputs_ns = clock() - t3
+        if not isinstance(outputs, list):
+            raise self._not_a_list(outputs)
+        return outputs, (len(records), t1 - t0, transform_inputs_ns, t3 - t2, transform_outputs_ns)
 
     def _not_a_list(self, outputs: Any) -> InferenceBackendRuntimeError:
         return InferenceBackendRuntimeError(
