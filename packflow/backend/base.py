@@ -52,14 +52,17 @@ def _passthrough(records: Any) -> Any:
     return records
 
 
-def _metrics_dict(times: _CallTimes) -> dict[str, Any]:
-    batch_size, *step_ns = times
-    execution_times = {
-        name: ns / 1e6 for name, ns in zip(STEP_NAMES, step_ns, strict=True) if ns is not None
+def _execution_times_ms(times: _CallTimes) -> dict[str, float]:
+    """Milliseconds per step that ran."""
+    return {
+        name: ns / 1e6 for name, ns in zip(STEP_NAMES, times[1:], strict=True) if ns is not None
     }
-    metrics: dict[str, Any] = {"execution_times": execution_times}
-    if batch_size is not None:
-        metrics["batch_size"] = batch_size
+
+
+def _metrics_dict(times: _CallTimes) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"execution_times": _execution_times_ms(times)}
+    if times[0] is not None:
+        metrics["batch_size"] = times[0]
     return metrics
 
 
@@ -232,9 +235,7 @@ class InferenceBackend(ABC):
             )
         _check_records(records)
         outputs, times = self._run_pipeline(records)
-        return RunResult(
-            outputs, _build_metrics(len(records), _metrics_dict(times)["execution_times"])
-        )
+        return RunResult(outputs, _build_metrics(len(records), _execution_times_ms(times)))
 
     def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
         """Run the steps on checked records; return the final output and the step times."""
@@ -299,11 +300,10 @@ class InferenceBackend(ABC):
         return error
 
     def _log_call(self, times: _CallTimes) -> None:
-        metrics = _metrics_dict(times)
-        execution_times = metrics["execution_times"]
+        execution_times = _execution_times_ms(times)
         self.logger.info(
             "backend_call",
-            batch_size=metrics["batch_size"],
+            batch_size=times[0],
             execution_times_ms=execution_times,
             total_execution_time_ms=sum(execution_times.values()),
         )
