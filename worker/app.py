@@ -43,7 +43,7 @@ from worker._kafka import (
     stop_bounded,
 )
 from worker.backpressure import InFlightBudget
-from worker.codec import DeadLetter, Decoded, decode, encode_output
+from worker.codec import DeadLetter, Decoded, decode, encode_output, locate
 from worker.errors import DecodeError, OutputEncodeError, StartupError
 from worker.health import HealthServer
 from worker.metrics import BATCH_METRICS_EVENT, BatchStats, batch_metrics, partition_ranges
@@ -380,7 +380,7 @@ class Worker:
             try:
                 item.decoded = decode(item.record.value)
             except DecodeError as exc:
-                item.letter = self._letter(item.record, type(exc).__name__, str(exc), "decode")
+                item.letter = DeadLetter.of(item.record, type(exc).__name__, str(exc), "decode")
                 groups.append([])
             else:
                 groups.append(item.decoded.records)
@@ -406,8 +406,8 @@ class Worker:
                 try:
                     value = encode_output(result, item.decoded.is_array)
                 except OutputEncodeError as exc:
-                    where = f"{record.topic}/{record.partition}@{record.offset}"
-                    letter = self._letter(record, type(exc).__name__, f"{where}: {exc}", "publish")
+                    message = f"{locate(record)}: {exc}"
+                    letter = DeadLetter.of(record, type(exc).__name__, message, "publish")
                 else:
                     stats.records_out += len(result)
                     prepared.append(Prepared(record, item.tp, value, None, len(result)))
@@ -465,35 +465,13 @@ class Worker:
         self._last_progress = time.monotonic()
         self.batches += 1
 
-    def _letter(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        error_type: str,
-        message: str,
-        step: str,
-        record_index: int | None = None,
-    ) -> DeadLetter:
-        return DeadLetter(
-            error_type=error_type,
-            message=message,
-            step=step,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp=record.timestamp,
-            value=record.value,
-            record_index=record_index,
-        )
-
     def _failure_letter(self, record: ConsumerRecord[bytes, bytes], failure: Failure) -> DeadLetter:
-        where = f"{record.topic}/{record.partition}@{record.offset}"
-        on = (
-            f"record {failure.record_index} of {where}"
-            if failure.record_index is not None
-            else where
-        )
+        where = locate(record)
+        on = where if failure.record_index is None else f"record {failure.record_index} of {where}"
         message = f"step {failure.step!r} of {self.backend_name} failed on {on}: {failure.message}"
-        return self._letter(record, failure.error_type, message, failure.step, failure.record_index)
+        return DeadLetter.of(
+            record, failure.error_type, message, failure.step, failure.record_index
+        )
 
     # -- ack stage ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -23,6 +23,9 @@ from worker.errors import (
     OutputEncodeError,
 )
 
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
+
 __all__ = [
     "DeadLetter",
     "Decoded",
@@ -30,6 +33,7 @@ __all__ = [
     "encode_dead_letter",
     "encode_event",
     "encode_output",
+    "locate",
 ]
 
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -141,6 +145,33 @@ class DeadLetter:
     timestamp: int | None
     value: bytes | None
     record_index: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        record: ConsumerRecord[bytes, bytes],
+        error_type: str,
+        message: str,
+        step: str,
+        record_index: int | None = None,
+    ) -> DeadLetter:
+        """The dead letter of input message ``record``: its source position and value."""
+        return cls(
+            error_type=error_type,
+            message=message,
+            step=step,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            value=record.value,
+            record_index=record_index,
+        )
+
+
+def locate(record: ConsumerRecord[bytes, bytes]) -> str:
+    """``topic/partition@offset`` of ``record``, as error messages name it."""
+    return f"{record.topic}/{record.partition}@{record.offset}"
 
 
 def encode_dead_letter(letter: DeadLetter, *, worker_id: str, backend: str) -> bytes:

@@ -25,9 +25,10 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import to_publish_error
-from worker.codec import DeadLetter, encode_dead_letter, encode_event
+from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
+from worker.errors import PublishError
 
-__all__ = ["SOURCE_HEADER", "Delivery", "Publisher"]
+__all__ = ["SOURCE_HEADER", "Delivery", "Publisher", "publish_letter"]
 
 SOURCE_HEADER = "packflow-source"
 _MAX_BACKOFF = 5.0
@@ -49,6 +50,14 @@ class Delivery:
     def is_dead_letter(self) -> bool:
         """True when this delivery goes to the dead-letter topic."""
         return self.letter is not None
+
+
+def publish_letter(
+    record: ConsumerRecord[bytes, bytes], exc: BaseException, error: PublishError
+) -> DeadLetter:
+    """The ``publish`` dead letter replacing the output of ``record`` the broker refused."""
+    message = f"output of {locate(record)} could not be published: {error}"
+    return DeadLetter.of(record, type(exc).__name__, message, "publish")
 
 
 def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
@@ -144,18 +153,8 @@ class Publisher:
                 topic = self._dlq_topic if delivery.is_dead_letter else self._output_topic
                 error = to_publish_error(exc, topic)
                 record = delivery.record
-                where = f"{record.topic}/{record.partition}@{record.offset}"
                 if not error.retriable and not delivery.is_dead_letter:
-                    letter = DeadLetter(
-                        error_type=type(exc).__name__,
-                        message=f"output of {where} could not be published: {error}",
-                        step="publish",
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        timestamp=record.timestamp,
-                        value=record.value,
-                    )
+                    letter = publish_letter(record, exc, error)
                     delivery = await self.send_dead_letter(
                         record, delivery.tp, delivery.epoch, letter
                     )
@@ -165,7 +164,7 @@ class Publisher:
                 self.publish_retries += 1
                 self._log.warning(
                     "publish_retry",
-                    source=where,
+                    source=locate(record),
                     topic=topic,
                     error=str(error),
                     retry_in_s=backoff,

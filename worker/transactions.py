@@ -29,7 +29,7 @@ from aiokafka.structs import ConsumerRecord
 from worker._kafka import describe, make_producer, stop_bounded, to_publish_error
 from worker.codec import DeadLetter
 from worker.errors import KafkaFatalError
-from worker.publisher import Publisher
+from worker.publisher import Publisher, publish_letter
 from worker.settings import WorkerSettings
 
 __all__ = ["Prepared", "TransactionalPublisher", "transactional_id"]
@@ -179,19 +179,8 @@ class TransactionalPublisher:
             error = to_publish_error(result, "dead-letter topic" if item.letter else "output")
             if error.retriable:
                 continue
-            record = item.record
             if item.letter is None:
-                where = f"{record.topic}/{record.partition}@{record.offset}"
-                item.letter = DeadLetter(
-                    error_type=type(result).__name__,
-                    message=f"output of {where} could not be published: {error}",
-                    step="publish",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    timestamp=record.timestamp,
-                    value=record.value,
-                )
+                item.letter = publish_letter(item.record, result, error)
                 item.value = None
             elif item.letter.value is not None:
                 item.letter = dataclasses.replace(
