@@ -12,12 +12,7 @@ import structlog
 
 from packflow.backend.configuration import BackendConfig, load_backend_configuration
 from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
-from packflow.backend.preprocessors import (
-    PassthroughPreprocessor,
-    Preprocessor,
-    RecordsPreprocessor,
-    get_preprocessor,
-)
+from packflow.backend.preprocessors import Preprocessor, _wrapped_error, get_preprocessor
 from packflow.backend.validation import InferenceBackendValidator
 from packflow.exceptions import (
     InferenceBackendInitializationError,
@@ -145,11 +140,8 @@ class InferenceBackend(ABC):
     def _bind_steps(self) -> None:
         """Resolve the pipeline's callables once (after ``initialize()``), not per call."""
         preprocessor = self._preprocessor
-        passthrough = isinstance(preprocessor, PassthroughPreprocessor) or (
-            isinstance(preprocessor, RecordsPreprocessor) and preprocessor.passthrough
-        )
         self._preprocess_fn: Callable[[Any], Any] = (
-            _passthrough if passthrough else preprocessor.process
+            _passthrough if preprocessor.passthrough else preprocessor.process
         )
         self._transform_inputs_fn: Callable[[Any], Any] | None = getattr(
             self, "transform_inputs", None
@@ -291,13 +283,10 @@ class InferenceBackend(ABC):
 
     def _preprocess_failed(self, exc: Exception) -> InferenceBackendRuntimeError:
         if not isinstance(exc, PreprocessorRuntimeError):
-            wrapped = PreprocessorRuntimeError(
-                f"Failed to preprocess inputs with the following exception: {exc}"
-            )
+            wrapped = _wrapped_error(exc)
             wrapped.__cause__ = exc
             exc = wrapped
-        error = self._step_failed("preprocess", exc)
-        return error
+        return self._step_failed("preprocess", exc)
 
     def _log_call(self, times: _CallTimes) -> None:
         execution_times = _execution_times_ms(times)

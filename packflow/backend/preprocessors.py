@@ -56,7 +56,13 @@ def get_preprocessor(config: BackendConfig) -> Preprocessor:
 
 
 class Preprocessor(ABC):
-    """Base class of the preprocessors: ``resolve()`` once, then ``process()`` per call."""
+    """Base class of the preprocessors: ``resolve()`` once, then ``process()`` per call.
+
+    ``passthrough`` is true when ``process`` returns its input itself, so a caller may skip
+    the call.
+    """
+
+    passthrough: bool = False
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
@@ -72,9 +78,7 @@ class Preprocessor(ABC):
         except PreprocessorRuntimeError:
             raise
         except Exception as exc:
-            raise PreprocessorRuntimeError(
-                f"Failed to preprocess inputs with the following exception: {exc}"
-            ) from exc
+            raise _wrapped_error(exc) from exc
 
     @abstractmethod
     def resolve(self) -> None:
@@ -88,12 +92,21 @@ class Preprocessor(ABC):
 class PassthroughPreprocessor(Preprocessor):
     """Returns its input untouched."""
 
+    passthrough = True
+
     def resolve(self) -> None:
         """Nothing to prepare."""
 
     def process(self, raw_inputs: Records) -> Records:
         """Return ``raw_inputs`` itself."""
         return raw_inputs
+
+
+def _wrapped_error(exc: Exception) -> PreprocessorRuntimeError:
+    """The error a preprocessing failure that is not a ``PreprocessorRuntimeError`` becomes."""
+    return PreprocessorRuntimeError(
+        f"Failed to preprocess inputs with the following exception: {exc}"
+    )
 
 
 def _record_error(index: int, exc: Exception) -> PreprocessorRuntimeError:
@@ -177,8 +190,6 @@ class RecordsPreprocessor(Preprocessor):
 
     Errors raise ``PreprocessorRuntimeError`` with ``record_index`` and ``field``.
     """
-
-    passthrough: bool
 
     def resolve(self) -> None:
         """Compile the field paths; decide passthrough mode."""
