@@ -48,10 +48,10 @@ from worker.errors import DecodeError, OutputEncodeError, StartupError
 from worker.health import HealthServer
 from worker.metrics import BATCH_METRICS_EVENT, BatchStats, batch_metrics, partition_ranges
 from worker.offsets import OffsetTracker
-from worker.publisher import Delivery, Publisher
+from worker.publisher import Delivery, Prepared, Publisher
 from worker.runner import BatchRunner, Failure, SupportsRun
 from worker.settings import WorkerSettings
-from worker.transactions import Prepared, TransactionalPublisher
+from worker.transactions import TransactionalPublisher
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 
@@ -416,16 +416,8 @@ class Worker:
         if self._exactly_once:
             await self._publish_transactions(prepared, stats, nbytes, started)
             return
-        deliveries: list[Delivery] = []
-        publisher = self._publisher
-        epochs = {item.tp: item.epoch for item in items}
-        for p in prepared:
-            if p.letter is None:
-                assert p.value is not None
-                delivery = await publisher.send_output(p.record, p.tp, epochs[p.tp], p.value)
-            else:
-                delivery = await publisher.send_dead_letter(p.record, p.tp, epochs[p.tp], p.letter)
-            deliveries.append(delivery)
+        send = self._publisher.send_prepared
+        deliveries = [await send(p, item.epoch) for p, item in zip(prepared, items, strict=True)]
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         await self._queue.put(_Batch(deliveries, nbytes, stats))
 

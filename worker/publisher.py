@@ -28,7 +28,7 @@ from worker._kafka import to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
 
-__all__ = ["SOURCE_HEADER", "Delivery", "Publisher", "publish_letter"]
+__all__ = ["SOURCE_HEADER", "Delivery", "Prepared", "Publisher", "publish_letter"]
 
 SOURCE_HEADER = "packflow-source"
 _MAX_BACKOFF = 5.0
@@ -50,6 +50,17 @@ class Delivery:
     def is_dead_letter(self) -> bool:
         """True when this delivery goes to the dead-letter topic."""
         return self.letter is not None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One input message ready to publish: its encoded output, or its dead letter."""
+
+    record: ConsumerRecord[bytes, bytes]
+    tp: TopicPartition
+    value: bytes | None
+    letter: DeadLetter | None
+    rows: int = 0
 
 
 def publish_letter(
@@ -135,6 +146,13 @@ class Publisher:
         value = encode_dead_letter(letter, worker_id=self._worker_id, backend=self._backend)
         future = await self._send(self._dlq_topic, value, record, None)
         return Delivery(record, tp, epoch, future, value, letter)
+
+    async def send_prepared(self, item: Prepared, epoch: int) -> Delivery:
+        """Queue ``item``: its output, or its dead letter."""
+        if item.letter is None:
+            assert item.value is not None
+            return await self.send_output(item.record, item.tp, epoch, item.value)
+        return await self.send_dead_letter(item.record, item.tp, epoch, item.letter)
 
     async def settle(self, delivery: Delivery) -> Delivery:
         """Wait until ``delivery`` is acknowledged, retrying as the module docstring says.

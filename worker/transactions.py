@@ -19,33 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
-from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import describe, make_producer, stop_bounded, to_publish_error
-from worker.codec import DeadLetter
 from worker.errors import KafkaFatalError
-from worker.publisher import Publisher, publish_letter
+from worker.publisher import Prepared, Publisher, publish_letter
 from worker.settings import WorkerSettings
 
 __all__ = ["Prepared", "TransactionalPublisher", "transactional_id"]
 
 _MAX_BACKOFF = 5.0
-
-
-@dataclass(slots=True)
-class Prepared:
-    """One input message ready to publish: its encoded output, or its dead letter."""
-
-    record: ConsumerRecord[bytes, bytes]
-    tp: TopicPartition
-    value: bytes | None
-    letter: DeadLetter | None
-    rows: int = 0
 
 
 def transactional_id(group_id: str, tp: TopicPartition) -> str:
@@ -161,13 +147,7 @@ class TransactionalPublisher:
     ) -> None:
         publisher = self._publisher(producer)
         await producer.begin_transaction()
-        deliveries = []
-        for item in prepared:
-            if item.letter is None:
-                assert item.value is not None
-                deliveries.append(await publisher.send_output(item.record, tp, 0, item.value))
-            else:
-                deliveries.append(await publisher.send_dead_letter(item.record, tp, 0, item.letter))
+        deliveries = [await publisher.send_prepared(item, 0) for item in prepared]
         results = await asyncio.gather(*(d.future for d in deliveries), return_exceptions=True)
         failed = False
         for item, result in zip(prepared, results, strict=True):
