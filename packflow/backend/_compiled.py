@@ -19,8 +19,6 @@ from packflow.utils._paths import MISSING, AmbiguousPathError, FieldPath
 
 __all__ = ["compile_select_direct"]
 
-Records = list[dict[str, Any]]
-
 
 def _raise_collision(path: FieldPath, depth: int, current: dict[str, Any]) -> None:
     for _end, key in path.multi[depth]:
@@ -95,11 +93,8 @@ def compile_select_direct(
     features: Sequence[tuple[FieldPath, bool]],
     check: bool,
     nested_out: bool,
-    not_a_record: Callable[[int, Any], Exception],
-    record_error: Callable[[int, Exception], Exception],
-    passthrough_errors: type[Exception],
-) -> Callable[[Records], Records] | None:
-    """Compile the "rename, then features" transform, or return ``None`` if unsupported.
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """Compile the "rename, then features" transform of one record, or ``None`` if unsupported.
 
     ``renames`` are ``(source, target)`` paths; ``features`` are ``(path, skip_if_set)``.
     Unsupported (the caller keeps interpreting): an output path that is a strict prefix of
@@ -113,41 +108,26 @@ def compile_select_direct(
                 if t.delimiter.join(t.parts[:depth]) in names:
                     return None
     w = _Writer()
-    w.emit(0, "def select(records):")
-    w.emit(1, "out_records = []")
-    w.emit(1, "append = out_records.append")
-    w.emit(1, "index = 0")
-    w.emit(1, "try:")
-    w.emit(2, "for index, record in enumerate(records):")
-    w.emit(3, "if not isinstance(record, dict):")
-    w.emit(4, "raise not_a_record(index, record)")
-    w.emit(3, "out = {}")
+    w.emit(0, "def select(record):")
+    w.emit(1, "out = {}")
     for source, target in renames:
-        _emit_read(w, 3, source, check)
-        _emit_write(w, 3, target, nested_out)
+        _emit_read(w, 1, source, check)
+        _emit_write(w, 1, target, nested_out)
     for path, skip_if_set in features:
-        indent = 3
+        indent = 1
         if skip_if_set:
             w.emit(indent, f"if {w.const(path)}.direct(out) is MISSING:")
             indent += 1
         _emit_read(w, indent, path, check)
         _emit_write(w, indent, path, nested_out)
-    w.emit(3, "append(out)")
-    w.emit(1, "except passthrough_errors:")
-    w.emit(2, "raise")
-    w.emit(1, "except Exception as exc:")
-    w.emit(2, "raise record_error(index, exc) from exc")
-    w.emit(1, "return out_records")
+    w.emit(1, "return out")
     namespace: dict[str, Any] = {
         "MISSING": MISSING,
         "_raise_collision": _raise_collision,
-        "not_a_record": not_a_record,
-        "record_error": record_error,
-        "passthrough_errors": passthrough_errors,
         **w.constants,
     }
     source_code = "\n".join(w.lines)
     exec(compile(source_code, "<packflow records preprocessor>", "exec"), namespace)
-    select: Callable[[Records], Records] = namespace["select"]
+    select: Callable[[dict[str, Any]], dict[str, Any]] = namespace["select"]
     select.__doc__ = source_code
     return select

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,7 @@ __all__ = [
 
 Records = list[dict[str, Any]]
 _NO_IDS: set[int] = set()
+_T = TypeVar("_T")
 
 
 def get_preprocessor(config: BackendConfig) -> Preprocessor:
@@ -121,6 +122,31 @@ def _not_a_record(index: int, record: Any) -> PreprocessorRuntimeError:
         f"Failed to preprocess inputs: record {index} is not a dict (got {type(record).__name__})",
         record_index=index,
     )
+
+
+def _map_records(records: Records, transform: Callable[[dict[str, Any]], _T]) -> list[_T]:
+    """Apply ``transform`` to each record of ``records`` (a list of dicts), in order.
+
+    Raises ``PreprocessorRuntimeError``: ``records`` is not a list, or naming the record
+    (``record_index``) that is not a dict or that ``transform`` failed on.
+    """
+    if not isinstance(records, list):
+        raise PreprocessorRuntimeError(
+            f"Failed to preprocess inputs: expected a list of records, got {type(records).__name__}"
+        )
+    out: list[_T] = []
+    append = out.append
+    index = 0
+    try:
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise _not_a_record(index, record)
+            append(transform(record))
+    except PreprocessorRuntimeError:
+        raise
+    except Exception as exc:
+        raise _record_error(index, exc) from exc
+    return out
 
 
 def _set_owned(out: dict[str, Any], parts: tuple[str, ...], value: Any, owned: set[int]) -> None:
@@ -225,22 +251,20 @@ class RecordsPreprocessor(Preprocessor):
         self._nested_out = not flatten and any(
             f.target.nested for f in (*self._renames, *self._features)
         )
-        self._process: Callable[[Records], Records]
+        # One record in, one output record out; ``process`` maps it over the batch.
+        self._transform_record: Callable[[dict[str, Any]], dict[str, Any]]
         if config.feature_names and flatten:
-            self._process = self._select_flat
+            self._transform_record = self._select_flat
         elif config.feature_names:
             compiled = compile_select_direct(
                 [(f.source, f.target) for f in self._renames],
                 [(f.source, f.skip_if_set) for f in self._features],
                 self._check,
                 self._nested_out,
-                _not_a_record,
-                _record_error,
-                PreprocessorRuntimeError,
             )
-            self._process = compiled or self._select_direct
+            self._transform_record = compiled or self._select_direct
         else:
-            self._process = self._move_flat if flatten else self._move_direct
+            self._transform_record = self._move_flat if flatten else self._move_direct
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled transform is a generated function that pickle cannot name: ship the
@@ -255,134 +279,80 @@ class RecordsPreprocessor(Preprocessor):
         """Transform ``raw_inputs`` (the list itself is returned in passthrough mode)."""
         if self.passthrough:
             return raw_inputs
-        if not isinstance(raw_inputs, list):
-            raise PreprocessorRuntimeError(
-                f"Failed to preprocess inputs: expected a list of records, "
-                f"got {type(raw_inputs).__name__}"
-            )
-        return self._process(raw_inputs)
+        return _map_records(raw_inputs, self._transform_record)
 
     # -- with feature_names ---------------------------------------------------------------
 
-    def _select_direct(self, records: Records) -> Records:
-        renames, features, check = self._renames, self._features, self._check
-        nested_out = self._nested_out
-        out_records: Records = []
-        append = out_records.append
-        index = 0
-        try:
-            for index, record in enumerate(records):
-                if not isinstance(record, dict):
-                    raise _not_a_record(index, record)
-                out: dict[str, Any] = {}
-                owned: set[int] = {id(out)} if nested_out else _NO_IDS
-                for field in renames:
-                    value = field.source.direct(record, check)
-                    if value is not MISSING:
-                        if nested_out and field.target.nested:
-                            _set_owned(out, field.target.parts, value, owned)
-                        else:
-                            out[field.name] = value
-                for field in features:
-                    if field.skip_if_set and field.target.direct(out) is not MISSING:
-                        continue
-                    value = field.source.direct(record, check)
-                    if value is not MISSING:
-                        if nested_out and field.target.nested:
-                            _set_owned(out, field.target.parts, value, owned)
-                        else:
-                            out[field.name] = value
-                append(out)
-        except PreprocessorRuntimeError:
-            raise
-        except Exception as exc:
-            raise _record_error(index, exc) from exc
-        return out_records
+    def _select_direct(self, record: dict[str, Any]) -> dict[str, Any]:
+        check, nested_out = self._check, self._nested_out
+        out: dict[str, Any] = {}
+        owned: set[int] = {id(out)} if nested_out else _NO_IDS
+        for field in self._renames:
+            value = field.source.direct(record, check)
+            if value is not MISSING:
+                if nested_out and field.target.nested:
+                    _set_owned(out, field.target.parts, value, owned)
+                else:
+                    out[field.name] = value
+        for field in self._features:
+            if field.skip_if_set and field.target.direct(out) is not MISSING:
+                continue
+            value = field.source.direct(record, check)
+            if value is not MISSING:
+                if nested_out and field.target.nested:
+                    _set_owned(out, field.target.parts, value, owned)
+                else:
+                    out[field.name] = value
+        return out
 
-    def _select_flat(self, records: Records) -> Records:
-        renames, features, lists = self._renames, self._features, self._flatten_lists
-        out_records: Records = []
-        append = out_records.append
-        index = 0
-        try:
-            for index, record in enumerate(records):
-                if not isinstance(record, dict):
-                    raise _not_a_record(index, record)
-                out: dict[str, Any] = {}
-                for field in renames:
-                    value = field.source.flat(record, lists)
-                    if value is not MISSING:
-                        out[field.name] = value
-                for field in features:
-                    if field.skip_if_set and field.name in out:
-                        continue
-                    value = field.source.flat(record, lists)
-                    if value is not MISSING:
-                        out[field.name] = value
-                append(out)
-        except PreprocessorRuntimeError:
-            raise
-        except Exception as exc:
-            raise _record_error(index, exc) from exc
-        return out_records
+    def _select_flat(self, record: dict[str, Any]) -> dict[str, Any]:
+        lists = self._flatten_lists
+        out: dict[str, Any] = {}
+        for field in self._renames:
+            value = field.source.flat(record, lists)
+            if value is not MISSING:
+                out[field.name] = value
+        for field in self._features:
+            if field.skip_if_set and field.name in out:
+                continue
+            value = field.source.flat(record, lists)
+            if value is not MISSING:
+                out[field.name] = value
+        return out
 
     # -- rename_fields only: move fields ----------------------------------------------------
 
-    def _move_direct(self, records: Records) -> Records:
-        renames, check = self._renames, self._check
-        out_records: Records = []
-        index = 0
-        try:
-            for index, record in enumerate(records):
-                if not isinstance(record, dict):
-                    raise _not_a_record(index, record)
-                found = [(f, f.source.direct(record, check)) for f in renames]
-                out = dict(record)
-                owned = {id(out)}
-                for field, value in found:
-                    if value is MISSING:
-                        continue
-                    source = field.source
-                    if not source.nested or source.name in record:
-                        out.pop(source.name, None)
-                    else:
-                        _delete_owned(out, source.parts, owned)
-                for field, value in found:
-                    if value is MISSING:
-                        continue
-                    if field.target.nested:
-                        _set_owned(out, field.target.parts, value, owned)
-                    else:
-                        out[field.name] = value
-                out_records.append(out)
-        except PreprocessorRuntimeError:
-            raise
-        except Exception as exc:
-            raise _record_error(index, exc) from exc
-        return out_records
+    def _move_direct(self, record: dict[str, Any]) -> dict[str, Any]:
+        found = [(f, f.source.direct(record, self._check)) for f in self._renames]
+        out = dict(record)
+        owned = {id(out)}
+        for field, value in found:
+            if value is MISSING:
+                continue
+            source = field.source
+            if not source.nested or source.name in record:
+                out.pop(source.name, None)
+            else:
+                _delete_owned(out, source.parts, owned)
+        for field, value in found:
+            if value is MISSING:
+                continue
+            if field.target.nested:
+                _set_owned(out, field.target.parts, value, owned)
+            else:
+                out[field.name] = value
+        return out
 
-    def _move_flat(self, records: Records) -> Records:
-        renames, delimiter, lists = self._renames, self._delimiter, self._flatten_lists
-        out_records: Records = []
-        index = 0
-        try:
-            for index, record in enumerate(records):
-                if not isinstance(record, dict):
-                    raise _not_a_record(index, record)
-                out = flatten_dict(record, delimiter, lists)
-                found = [(f, out.get(f.source.name, MISSING)) for f in renames]
-                for field, value in found:
-                    if value is not MISSING:
-                        del out[field.source.name]
-                for field, value in found:
-                    if value is not MISSING:
-                        out[field.name] = value
-                out_records.append(out)
-        except PreprocessorRuntimeError:
-            raise
-        except Exception as exc:
-            raise _record_error(index, exc) from exc
-        return out_records
+    def _move_flat(self, record: dict[str, Any]) -> dict[str, Any]:
+        out = flatten_dict(record, self._delimiter, self._flatten_lists)
+        found = [(f, out.get(f.source.name, MISSING)) for f in self._renames]
+        for field, value in found:
+            if value is not MISSING:
+                del out[field.source.name]
+        for field, value in found:
+            if value is not MISSING:
+                out[field.name] = value
+        return out
 
 
 def _related(name: str, target: str, delimiter: str) -> bool:
@@ -419,26 +389,10 @@ class NumpyPreprocessor(Preprocessor):
 
     def process(self, raw_inputs: Records) -> np.ndarray[Any, Any]:
         """Build the array; shape ``(len(raw_inputs), len(feature_names))``."""
-        if not isinstance(raw_inputs, list):
-            raise PreprocessorRuntimeError(
-                f"Failed to preprocess inputs: expected a list of records, "
-                f"got {type(raw_inputs).__name__}"
-            )
         paths = self._paths
-        if not raw_inputs:
+        rows = _map_records(raw_inputs, lambda record: [path.lenient(record) for path in paths])
+        if not rows:
             return np.empty((0, len(paths)))
-        rows: list[list[Any]] = []
-        append = rows.append
-        index = 0
-        try:
-            for index, record in enumerate(raw_inputs):
-                if not isinstance(record, dict):
-                    raise _not_a_record(index, record)
-                append([path.lenient(record) for path in paths])
-        except PreprocessorRuntimeError:
-            raise
-        except Exception as exc:
-            raise _record_error(index, exc) from exc
         try:
             array = np.array(rows)
         except (ValueError, TypeError):
