@@ -182,10 +182,9 @@ class InferenceBackend(ABC):
             )
         if len(records) != 1 or not isinstance(records[0], dict):
             _check_records(records)
-        outputs, times = self._run_pipeline(records)
-        self._last_call = times
+        outputs, self._last_call = self._run_pipeline(records)
         if self.config.verbose:
-            self._log_call(times)
+            self._log_call(self._last_call)
         if records is inputs:
             return outputs
         if not outputs:
