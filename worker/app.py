@@ -140,11 +140,9 @@ class Worker:
         self._last_progress = self._idle_since = time.monotonic()
         self._last_idle_check = 0.0
         self._failure: BaseException | None = None
-        self._exactly_once = settings.delivery == "exactly-once"
         self._txn: TransactionalPublisher | None = None
         self.health_port: int | None = None
         self.batches = 0
-        self.rebalances = 0
         self.commits = 0
         self.pauses = 0
         self.recent_metrics: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
@@ -215,7 +213,7 @@ class Worker:
             backend=self.backend_name,
             logger=self._log,
         )
-        if self._exactly_once:
+        if s.delivery == "exactly-once":
             self._txn = TransactionalPublisher(
                 s,
                 output_partitions=output_partitions,
@@ -318,7 +316,7 @@ class Worker:
     async def _lagging_partitions(self) -> set[TopicPartition] | None:
         """Assigned, unpaused partitions with messages beyond the position; None if unknown."""
         assert self._consumer is not None
-        if self._exactly_once:  # open input transactions look like lag: no check
+        if self._txn is not None:  # open input transactions look like lag: no check
             return None
         partitions = set(self._consumer.assignment()) - self._paused
         if not partitions:
@@ -359,10 +357,9 @@ class Worker:
         assert self._publisher is not None
         items: list[_Item] = []
         nbytes = 0
+        register = self._tracker.register
         for tp, records in data.items():
-            epoch = (
-                0 if self._exactly_once else self._tracker.register(tp, [r.offset for r in records])
-            )
+            epoch = 0 if self._txn is not None else register(tp, [r.offset for r in records])
             for record in records:
                 items.append(_Item(record, tp, epoch))
                 nbytes += len(record.value or b"") + len(record.key or b"")
@@ -413,8 +410,8 @@ class Worker:
                     prepared.append(Prepared(record, item.tp, value, None, len(result)))
                     continue
             prepared.append(Prepared(record, item.tp, None, letter))
-        if self._exactly_once:
-            await self._publish_transactions(prepared, stats, nbytes, started)
+        if self._txn is not None:
+            await self._publish_transactions(self._txn, prepared, stats, nbytes, started)
             return
         send = self._publisher.send_prepared
         deliveries = [await send(p, item.epoch) for p, item in zip(prepared, items, strict=True)]
@@ -422,16 +419,20 @@ class Worker:
         await self._queue.put(_Batch(deliveries, nbytes, stats))
 
     async def _publish_transactions(
-        self, prepared: list[Prepared], stats: BatchStats, nbytes: int, started: float
+        self,
+        txn: TransactionalPublisher,
+        prepared: list[Prepared],
+        stats: BatchStats,
+        nbytes: int,
+        started: float,
     ) -> None:
         """Exactly-once: one transaction per input partition of the batch, then finish it."""
-        assert self._txn is not None
         by_partition: dict[TopicPartition, list[Prepared]] = {}
         for p in prepared:
             by_partition.setdefault(p.tp, []).append(p)
         published: list[Prepared] = []
         for tp, share in by_partition.items():
-            if await self._txn.publish(tp, share):
+            if await txn.publish(tp, share):
                 published.extend(share)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         stats.dead_letters = sum(1 for p in published if p.letter is not None)
@@ -537,10 +538,9 @@ class Worker:
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._rebalancing = True
-        self.rebalances += 1
         timeout = self.settings.rebalance_timeout_ms / 1000.0 * 0.8
         drained = await self._budget.wait_empty(timeout)
-        if self._consumer is not None and revoked and not self._exactly_once:
+        if self._consumer is not None and revoked and self._txn is None:
             await self._commit(only=revoked)
         self._tracker.forget(revoked)
         self._paused -= revoked
