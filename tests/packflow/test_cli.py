@@ -3,7 +3,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,7 @@ from click.testing import CliRunner, Result
 from packflow import __version__
 from packflow.cli import cli
 
-
-@pytest.fixture(autouse=True)
-def _forget_project_modules(tmp_path: Path) -> Iterator[None]:
-    saved_path, saved_modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = saved_path
-    for name in set(sys.modules) - saved_modules:
-        source = getattr(sys.modules[name], "__file__", None) or ""
-        if name.startswith("_packflow_local_") or source.startswith(str(tmp_path)):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_import_state")
 
 
 @pytest.fixture

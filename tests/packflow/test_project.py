@@ -1,7 +1,5 @@
 import stat
-import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,15 +28,7 @@ TEMPLATE_WARNINGS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _forget_project_modules(tmp_path: Path) -> Iterator[None]:
-    saved_path, saved_modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = saved_path
-    for name in set(sys.modules) - saved_modules:
-        source = getattr(sys.modules[name], "__file__", None) or ""
-        if name.startswith("_packflow_local_") or source.startswith(str(tmp_path)):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_import_state")
 
 
 @pytest.fixture

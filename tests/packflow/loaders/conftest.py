@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +57,5 @@ def make_project(tmp_path: Path) -> ProjectFactory:
 
 
 @pytest.fixture(autouse=True)
-def _restore_import_state(tmp_path: Path) -> Iterator[None]:
-    """Loaders put project folders on sys.path and their modules in sys.modules; undo that."""
-    saved_path = list(sys.path)
-    saved_modules = set(sys.modules)
-    yield
-    sys.path[:] = saved_path
-    for name in set(sys.modules) - saved_modules:
-        source = getattr(sys.modules[name], "__file__", None) or ""
-        if name.startswith("_packflow_local_") or source.startswith(str(tmp_path)):
-            del sys.modules[name]
+def _restore_import_state(restore_import_state: None) -> None:
+    """Every loader test may import project modules: undo that (see ``restore_import_state``)."""
