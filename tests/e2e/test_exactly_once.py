@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
 import signal
-import uuid
 
 import orjson
 import pytest
@@ -14,8 +12,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
+from tests.e2e._process import WorkerProcess, worker_env
 from tests.e2e.conftest import Poison, committed, consume, produce, running_worker, wait_for
-from tests.e2e.test_subprocess import BACKEND, WorkerProcess
+from tests.e2e.test_subprocess import BACKEND
 from worker.transactions import Prepared, TransactionalPublisher
 
 pytestmark = pytest.mark.kafka
@@ -52,20 +51,15 @@ async def test_a_killed_worker_leaves_no_duplicate_for_read_committed_consumers(
 ):
     names = await topics(2)
     (tmp_path / "pipe.py").write_text(BACKEND.replace("time.sleep(0.02)", "time.sleep(0.002)"))
-    env = {
-        **os.environ,
-        "PACKFLOW_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "PACKFLOW_INPUT_TOPIC": names["input_topic"],
-        "PACKFLOW_OUTPUT_TOPIC": names["output_topic"],
-        "PACKFLOW_DLQ_TOPIC": names["dlq_topic"],
-        "PACKFLOW_GROUP_ID": f"g-{uuid.uuid4().hex[:10]}",
-        "PACKFLOW_BACKEND": "pipe:Backend",
-        "PACKFLOW_HEALTH_PORT": "0",
-        "PACKFLOW_MAX_BATCH_SIZE": "200",
-        "PACKFLOW_DELIVERY": "exactly-once",
-        "PACKFLOW_SESSION_TIMEOUT_MS": "6000",
-        "PACKFLOW_HEARTBEAT_INTERVAL_MS": "1000",
-    }
+    env = worker_env(
+        kafka_bootstrap,
+        names,
+        "pipe:Backend",
+        max_batch_size="200",
+        delivery="exactly-once",
+        session_timeout_ms="6000",
+        heartbeat_interval_ms="1000",
+    )
     total = 6000
     messages = [(f"k{i % 11}".encode(), orjson.dumps({"id": i})) for i in range(total)]
     await produce(kafka_bootstrap, names["input_topic"], messages)

@@ -2,86 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import sys
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.e2e._process import BACKEND, WorkerProcess, worker_env
 from tests.e2e.conftest import committed, consume, produce, wait_for
 
 pytestmark = pytest.mark.kafka
-
-BACKEND = """
-import time
-
-from packflow import InferenceBackend
-
-
-class Backend(InferenceBackend):
-    def execute(self, inputs):
-        time.sleep(0.02)
-        return [dict(record, seen=True) for record in inputs]
-"""
-
-
-class WorkerProcess:
-    """A ``python -m worker`` subprocess whose stdout lines are parsed as JSON as they come."""
-
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        self.cwd = cwd
-        self.env = env
-        self.events: list[dict] = []
-        self.bad_lines: list[bytes] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "worker",
-            cwd=self.cwd,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None
-        assert self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            try:
-                self.events.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                self.bad_lines.append(line)
-
-    def named(self, event: str) -> list[dict]:
-        return [e for e in self.events if e.get("event") == event]
-
-    async def stop(self, sig: int = signal.SIGTERM, within: float = 40.0) -> int:
-        assert self.proc is not None
-        assert self._reader is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), within)
-        finally:
-            if self.proc.returncode is None:
-                self.proc.kill()
-                await self.proc.wait()
-        await self._reader
-        return code
-
-    async def stderr(self) -> str:
-        assert self.proc is not None
-        assert self.proc.stderr is not None
-        return (await self.proc.stderr.read()).decode()
 
 
 async def test_sigterm_mid_stream_exits_0_and_a_restart_leaves_nothing_lost(
@@ -89,17 +19,7 @@ async def test_sigterm_mid_stream_exits_0_and_a_restart_leaves_nothing_lost(
 ):
     names = await topics(2)
     (tmp_path / "pipe.py").write_text(BACKEND)
-    env = {
-        **os.environ,
-        "PACKFLOW_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "PACKFLOW_INPUT_TOPIC": names["input_topic"],
-        "PACKFLOW_OUTPUT_TOPIC": names["output_topic"],
-        "PACKFLOW_DLQ_TOPIC": names["dlq_topic"],
-        "PACKFLOW_GROUP_ID": f"g-{uuid.uuid4().hex[:10]}",
-        "PACKFLOW_BACKEND": "pipe:Backend",
-        "PACKFLOW_HEALTH_PORT": "0",
-        "PACKFLOW_MAX_BATCH_SIZE": "40",
-    }
+    env = worker_env(kafka_bootstrap, names, "pipe:Backend", max_batch_size="40")
     total = 3000
     messages = [(f"k{i % 13}".encode(), orjson.dumps({"id": i})) for i in range(total)]
     await produce(kafka_bootstrap, names["input_topic"], messages)
@@ -147,17 +67,7 @@ async def test_a_second_signal_stops_at_once_without_committing(kafka_bootstrap,
     names = await topics(1)
     (tmp_path / "stuck.py").write_text(STUCK)
     group = f"g-{uuid.uuid4().hex[:10]}"
-    env = {
-        **os.environ,
-        "PACKFLOW_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "PACKFLOW_INPUT_TOPIC": names["input_topic"],
-        "PACKFLOW_OUTPUT_TOPIC": names["output_topic"],
-        "PACKFLOW_DLQ_TOPIC": names["dlq_topic"],
-        "PACKFLOW_GROUP_ID": group,
-        "PACKFLOW_BACKEND": "stuck:Backend",
-        "PACKFLOW_HEALTH_PORT": "0",
-        "PACKFLOW_SHUTDOWN_TIMEOUT_SECONDS": "120",
-    }
+    env = worker_env(kafka_bootstrap, names, "stuck:Backend", group, shutdown_timeout_seconds="120")
     await produce(kafka_bootstrap, names["input_topic"], [(None, b'{"id": 1}')])
     proc = WorkerProcess(tmp_path, env)
     await proc.start()
