@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -230,13 +231,12 @@ class TopicDump:
     sources: list[tuple[int, int] | None] = field(default_factory=list)
 
 
-async def read_topic(bootstrap: str, topic: str, *, with_sources: bool) -> TopicDump:
-    """Read every message currently in ``topic`` (timestamps and source headers only)."""
+async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every message currently in ``topic``, partition by partition as fetched."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **CONSUMER_OPTIONS
     )
     await consumer.start()
-    dump = TopicDump()
     try:
         tps = await partitions(consumer, topic)
         consumer.assign(tps)
@@ -247,39 +247,26 @@ async def read_topic(bootstrap: str, topic: str, *, with_sources: bool) -> Topic
             batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
             for tp, recs in batches.items():
                 for rec in recs:
-                    dump.timestamps.append(rec.timestamp)
-                    if with_sources:
-                        dump.sources.append(_source_of(rec.headers))
+                    yield rec
                 if recs and recs[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, with_sources: bool) -> TopicDump:
+    """Read every message currently in ``topic`` (timestamps and source headers only)."""
+    dump = TopicDump()
+    async for rec in _read_all(bootstrap, topic):
+        dump.timestamps.append(rec.timestamp)
+        if with_sources:
+            dump.sources.append(_source_of(rec.headers))
     return dump
 
 
 async def read_input_timestamps(bootstrap: str, topic: str) -> dict[tuple[int, int], int]:
     """``{(partition, offset): timestamp_ms}`` for every message of an input topic."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **CONSUMER_OPTIONS
-    )
-    await consumer.start()
-    out: dict[tuple[int, int], int] = {}
-    try:
-        tps = await partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, recs in batches.items():
-                for rec in recs:
-                    out[(tp.partition, rec.offset)] = rec.timestamp
-                if recs and recs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
+    return {(rec.partition, rec.offset): rec.timestamp async for rec in _read_all(bootstrap, topic)}
 
 
 def _source_of(headers: Any) -> tuple[int, int] | None:
