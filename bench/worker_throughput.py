@@ -132,6 +132,16 @@ async def measure_process(
     return result, dump
 
 
+def _batch_args(args: argparse.Namespace) -> list[str]:
+    """The batch options the worker and the bare pipe both run with."""
+    return [
+        "--max-batch-size",
+        str(args.max_batch_size),
+        "--max-batch-wait-ms",
+        str(args.max_batch_wait_ms),
+    ]
+
+
 async def run_worker_backlog(
     bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str, inputs: Any
 ) -> dict[str, Any]:
@@ -146,12 +156,7 @@ async def run_worker_backlog(
         dlq,
         f"bench-{rid}-worker",
         BENCH / "results" / f"worker-{rid}.log",
-        extra_args=[
-            "--max-batch-size",
-            str(args.max_batch_size),
-            "--max-batch-wait-ms",
-            str(args.max_batch_wait_ms),
-        ],
+        extra_args=_batch_args(args),
     )
     log("phase 1: packflow-worker drains the backlog ...")
     worker.start()
@@ -169,6 +174,20 @@ async def run_worker_backlog(
     return result
 
 
+def _pipe_args(bootstrap: str, input_topic: str, out: str, group_id: str) -> list[str]:
+    """The arguments both reference pipes (_bare_pipe.py, _quix_pipe.py) take."""
+    return [
+        "--bootstrap",
+        bootstrap,
+        "--input-topic",
+        input_topic,
+        "--output-topic",
+        out,
+        "--group-id",
+        group_id,
+    ]
+
+
 def start_bare_pipe(
     bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str, out: str
 ) -> subprocess.Popen[bytes]:
@@ -177,20 +196,10 @@ def start_bare_pipe(
         [
             sys.executable,
             str(BENCH / "_bare_pipe.py"),
-            "--bootstrap",
-            bootstrap,
-            "--input-topic",
-            input_topic,
-            "--output-topic",
-            out,
-            "--group-id",
-            f"bench-{rid}-bare",
+            *_pipe_args(bootstrap, input_topic, out, f"bench-{rid}-bare"),
             "--count",
             str(args.records),
-            "--max-batch-size",
-            str(args.max_batch_size),
-            "--max-batch-wait-ms",
-            str(args.max_batch_wait_ms),
+            *_batch_args(args),
         ],
         cwd=BENCH,
         stdin=subprocess.DEVNULL,
@@ -234,12 +243,7 @@ async def run_latency(
         dlq,
         f"bench-{rid}-lat",
         BENCH / "results" / f"worker-latency-{rid}.log",
-        extra_args=[
-            "--max-batch-size",
-            str(args.max_batch_size),
-            "--max-batch-wait-ms",
-            str(args.max_batch_wait_ms),
-        ],
+        extra_args=_batch_args(args),
     )
     log(f"phase 3: latency run, {count:,} records at {rate:,.0f}/s ...")
     warmup = 200
@@ -321,14 +325,7 @@ def start_quix(
             [
                 str(python),
                 str(BENCH / "_quix_pipe.py"),
-                "--bootstrap",
-                bootstrap,
-                "--input-topic",
-                input_topic,
-                "--output-topic",
-                out,
-                "--group-id",
-                f"bench-{rid}-quix",
+                *_pipe_args(bootstrap, input_topic, out, f"bench-{rid}-quix"),
             ],
             cwd=BENCH,
             stdin=subprocess.DEVNULL,
