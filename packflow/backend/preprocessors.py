@@ -149,39 +149,42 @@ def _map_records(records: Records, transform: Callable[[dict[str, Any]], _T]) ->
     return out
 
 
-def _set_owned(out: dict[str, Any], parts: tuple[str, ...], value: Any, owned: set[int]) -> None:
-    """Set ``parts`` in ``out``, copying any dict on the way that ``out`` does not own.
+def _owned_parent(
+    out: dict[str, Any], parts: tuple[str, ...], owned: set[int], create: bool
+) -> dict[str, Any] | None:
+    """The dict of ``out`` that holds ``parts[-1]``, or ``None`` if there is none.
 
-    ``owned`` holds the ids of the dicts created for this output, so the caller's nested
-    dicts are never written to. A non-dict on the way makes this a no-op.
+    Each dict on the way that ``out`` does not own (``owned`` holds the ids of the dicts
+    created for this output) is replaced by a copy, so the caller's nested dicts are never
+    written to. A missing dict is created if ``create``; a non-dict on the way means none.
     """
     current = out
     for part in parts[:-1]:
         child = current.get(part, MISSING)
-        if child is MISSING:
+        if child is MISSING and create:
             child = current[part] = {}
             owned.add(id(child))
         elif not isinstance(child, dict):
-            return
+            return None
         elif id(child) not in owned:
             child = current[part] = dict(child)
             owned.add(id(child))
         current = child
-    current[parts[-1]] = value
+    return current
+
+
+def _set_owned(out: dict[str, Any], parts: tuple[str, ...], value: Any, owned: set[int]) -> None:
+    """Set ``parts`` in ``out`` without writing to dicts it does not own (see ``_owned_parent``)."""
+    parent = _owned_parent(out, parts, owned, create=True)
+    if parent is not None:
+        parent[parts[-1]] = value
 
 
 def _delete_owned(out: dict[str, Any], parts: tuple[str, ...], owned: set[int]) -> None:
-    """Delete ``parts`` from ``out``, copying the dicts on the way that ``out`` does not own."""
-    current = out
-    for part in parts[:-1]:
-        child = current.get(part)
-        if not isinstance(child, dict):
-            return
-        if id(child) not in owned:
-            child = current[part] = dict(child)
-            owned.add(id(child))
-        current = child
-    current.pop(parts[-1], None)
+    """Delete ``parts`` from ``out`` without writing to dicts it does not own."""
+    parent = _owned_parent(out, parts, owned, create=False)
+    if parent is not None:
+        parent.pop(parts[-1], None)
 
 
 class _Field:
