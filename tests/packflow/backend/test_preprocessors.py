@@ -285,6 +285,19 @@ def _outcome(pp: RecordsPreprocessor, records: list[dict[str, Any]], interpreted
         return ("error", exc.record_index, exc.field)
 
 
+def _check_against_the_interpreter(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
+) -> RecordsPreprocessor:
+    """Assert the preprocessor's transform and the interpreter agree and leave ``records`` be."""
+    pp = records_pp(
+        feature_names=features, rename_fields=renames, ignore_delimiter_collisions=ignore
+    )
+    before = copy.deepcopy(records)
+    assert _outcome(pp, records, False) == _outcome(pp, records, True)
+    assert records == before
+    return pp
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=RECORDS,
@@ -295,12 +308,7 @@ def _outcome(pp: RecordsPreprocessor, records: list[dict[str, Any]], interpreted
 def test_compiled_transform_matches_the_interpreter(
     records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
 ) -> None:
-    pp = records_pp(
-        feature_names=features, rename_fields=renames, ignore_delimiter_collisions=ignore
-    )
-    before = copy.deepcopy(records)
-    assert _outcome(pp, records, False) == _outcome(pp, records, True)
-    assert records == before
+    _check_against_the_interpreter(records, features, renames, ignore)
 
 
 PREFIX_FREE_PATHS = st.sampled_from(["a.b", "a.c", "b.c", "c", "b.a.c", "a.a"])
@@ -316,13 +324,8 @@ PREFIX_FREE_PATHS = st.sampled_from(["a.b", "a.c", "b.c", "c", "b.a.c", "a.a"])
 def test_compiled_transform_is_used_and_matches_the_interpreter(
     records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
 ) -> None:
-    pp = records_pp(
-        feature_names=features, rename_fields=renames, ignore_delimiter_collisions=ignore
-    )
+    pp = _check_against_the_interpreter(records, features, renames, ignore)
     assert pp._transform_record.__name__ == "select"  # the generated one, not the interpreter
-    before = copy.deepcopy(records)
-    assert _outcome(pp, records, False) == _outcome(pp, records, True)
-    assert records == before
 
 
 @settings(max_examples=150)
