@@ -5,6 +5,7 @@ Not a public module: ``worker_throughput.py`` and ``worker_memory.py`` import it
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -419,6 +420,28 @@ def summarise_batches(events: list[dict[str, Any]]) -> dict[str, Any]:
         "dead_letters": int(sum(e.get("dead_letters", 0) for e in events)),
         "mean_steps_ms": {k: round(float(np.mean(v)), 3) for k, v in steps.items()},
     }
+
+
+def add_backlog_arguments(parser: argparse.ArgumentParser, *, records: int) -> None:
+    """The options every worker bench takes: backlog shape and the broker to use."""
+    parser.add_argument("--records", type=int, default=records, help="backlog size")
+    parser.add_argument("--record-bytes", type=int, default=500, help="approximate JSON size")
+    parser.add_argument("--partitions", type=int, default=4, help="input topic partitions")
+    parser.add_argument(
+        "--bootstrap-servers", help="use this broker instead of starting a local one"
+    )
+
+
+def run_and_save(
+    name: str,
+    bench: Callable[[str, argparse.Namespace], Awaitable[dict[str, Any]]],
+    args: argparse.Namespace,
+) -> int:
+    """Run ``bench`` on ``--bootstrap-servers`` or a local broker, save its result; exit code."""
+    with kafka(args.bootstrap_servers) as bootstrap:
+        result = asyncio.run(bench(bootstrap, args))
+    save_result(name, result)
+    return 0
 
 
 def save_result(name: str, result: dict[str, Any]) -> Path:

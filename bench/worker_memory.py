@@ -24,14 +24,14 @@ from typing import Any
 from _common import (
     BENCH,
     WorkerRun,
+    add_backlog_arguments,
     create_topic,
     delete_topics,
-    kafka,
     log,
     produce_records,
     read_topic,
+    run_and_save,
     run_id,
-    save_result,
     summarise_batches,
     throughput,
     wait_for_messages,
@@ -136,17 +136,8 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--records", type=int, default=500_000, help="backlog size")
-    parser.add_argument("--record-bytes", type=int, default=500, help="approximate JSON size")
-    parser.add_argument("--partitions", type=int, default=4, help="input topic partitions")
-    parser.add_argument(
-        "--bootstrap-servers", help="use this broker instead of starting a local one"
-    )
-    args = parser.parse_args(argv)
-    with kafka(args.bootstrap_servers) as bootstrap:
-        result = asyncio.run(bench(bootstrap, args))
-    save_result("worker_memory", result)
-    return 0
+    add_backlog_arguments(parser, records=500_000)
+    return run_and_save("worker_memory", bench, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Nothing here asserts a time: these are figures to read and to compare between ru
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -36,17 +35,17 @@ from _common import (
     BENCH,
     TopicDump,
     WorkerRun,
+    add_backlog_arguments,
     create_topic,
     delete_topics,
-    kafka,
     latencies,
     log,
     produce_at_rate,
     produce_records,
     read_input_timestamps,
     read_topic,
+    run_and_save,
     run_id,
-    save_result,
     summarise_batches,
     throughput,
     wait_for_messages,
@@ -58,14 +57,9 @@ QUIX_REQUIREMENT = "quixstreams>=3.0"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--records", type=int, default=200_000, help="backlog size")
-    parser.add_argument("--record-bytes", type=int, default=500, help="approximate JSON size")
-    parser.add_argument("--partitions", type=int, default=4, help="input topic partitions")
+    add_backlog_arguments(parser, records=200_000)
     parser.add_argument("--max-batch-size", type=int, default=500, help="worker and bare pipe")
     parser.add_argument("--max-batch-wait-ms", type=int, default=20, help="worker and bare pipe")
-    parser.add_argument(
-        "--bootstrap-servers", help="use this broker instead of starting a local one"
-    )
     parser.add_argument(
         "--latency-seconds",
         type=float,
@@ -412,11 +406,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    args = parse_args(argv)
-    with kafka(args.bootstrap_servers) as bootstrap:
-        result = asyncio.run(bench(bootstrap, args))
-    save_result("worker_throughput", result)
-    return 0
+    return run_and_save("worker_throughput", bench, parse_args(argv))
 
 
 if __name__ == "__main__":
