@@ -23,6 +23,14 @@ class Backend(InferenceBackend):
 """
 
 
+@pytest.fixture
+def env_project(make_project: ProjectFactory) -> Path:
+    """A project whose packflow.yaml sets ``PF_TEST_MODE=fast``; its backend is ENV_BACKEND."""
+    return make_project(
+        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
+    )
+
+
 def test_from_project_works_from_any_working_directory(
     make_project: ProjectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,41 +77,32 @@ def test_backend_config_supplies_kwargs_and_explicit_kwargs_win(
 
 
 def test_env_is_applied_before_the_module_is_imported(
-    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+    env_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PF_TEST_MODE", raising=False)
-    project = make_project(
-        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
-    )
-    assert InferenceBackendLoader.from_project(project)({"x": 0}) == {"mode": "fast"}
+    assert InferenceBackendLoader.from_project(env_project)({"x": 0}) == {"mode": "fast"}
     assert os.environ["PF_TEST_MODE"] == "fast"
 
 
 def test_env_override_of_a_different_value_warns(
-    make_project: ProjectFactory,
+    env_project: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("PF_TEST_MODE", "slow")
-    project = make_project(
-        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
-    )
-    InferenceBackendLoader.from_project(project)
+    InferenceBackendLoader.from_project(env_project)
     assert "PF_TEST_MODE" in caplog.text
     assert "'slow'" in caplog.text
     assert "'fast'" in caplog.text
 
 
 def test_env_with_the_same_value_does_not_warn(
-    make_project: ProjectFactory,
+    env_project: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("PF_TEST_MODE", "fast")
-    project = make_project(
-        files={"inference.py": ENV_BACKEND}, name="demo", env={"PF_TEST_MODE": "fast"}
-    )
-    InferenceBackendLoader.from_project(project)
+    InferenceBackendLoader.from_project(env_project)
     assert "PF_TEST_MODE" not in caplog.text
 
 
