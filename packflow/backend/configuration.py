@@ -100,31 +100,21 @@ def _load_overrides_from_env() -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             content = json.load(fh)
     except (OSError, ValueError) as exc:
-        _logger.warning(
-            "backend_config_file_ignored",
-            path=path,
-            env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
-            reason=f"{type(exc).__name__}: {exc}",
-        )
-        return {}
-    if not isinstance(content, dict):
-        _logger.warning(
-            "backend_config_file_ignored",
-            path=path,
-            env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
-            reason=f"top level is a JSON {type(content).__name__}, expected an object",
-        )
-        return {}
-    configs = content.get("configs")
-    if not isinstance(configs, dict):
-        _logger.warning(
-            "backend_config_file_ignored",
-            path=path,
-            env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
-            reason='no "configs" object at the top level',
-        )
-        return {}
-    return configs
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        if not isinstance(content, dict):
+            reason = f"top level is a JSON {type(content).__name__}, expected an object"
+        elif not isinstance(configs := content.get("configs"), dict):
+            reason = 'no "configs" object at the top level'
+        else:
+            return configs
+    _logger.warning(
+        "backend_config_file_ignored",
+        path=path,
+        env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
+        reason=reason,
+    )
+    return {}
 
 
 def _resolve_configs(
