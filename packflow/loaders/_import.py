@@ -30,6 +30,12 @@ def module_file(base_dir: Path, module: str) -> Path:
     return base_dir.joinpath(*module.split(".")).with_suffix(".py")
 
 
+def put_on_sys_path(folder: Path) -> None:
+    """Put ``folder`` first on ``sys.path`` unless it is on it already."""
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
 def import_project_module(base_dir: Path, module: str) -> ModuleType:
     """Execute ``<base_dir>/<module as path>.py`` afresh and return the module.
 

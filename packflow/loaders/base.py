@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import reprlib
-import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from packflow.backend import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
 
+from ._import import put_on_sys_path
 from .config import PackflowConfig, apply_env_vars
 
 __all__ = ["InferenceBackendLoader"]
@@ -116,8 +116,7 @@ def load_from_config(
     if config.loader == "local":
         loader = LocalLoader(config.inference_backend, base_dir=project_dir)
     else:
-        if str(project_dir) not in sys.path:
-            sys.path.insert(0, str(project_dir))
+        put_on_sys_path(project_dir)
         loader = ModuleLoader(config.inference_backend)
     return loader.load(**{**config.backend_config, **backend_kwargs})
 

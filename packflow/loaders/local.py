@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ._import import import_project_module, module_file
+from ._import import import_project_module, module_file, put_on_sys_path
 from .base import InferenceBackendLoader
 from .utils import inference_backend_parts
 
@@ -47,8 +46,7 @@ class LocalLoader(InferenceBackendLoader):
 
     def load_backend_module(self) -> Any:
         module_name, attribute = inference_backend_parts(self.path)
-        if str(self.base_dir) not in sys.path:
-            sys.path.insert(0, str(self.base_dir))
+        put_on_sys_path(self.base_dir)
         module = import_project_module(self.base_dir, module_name)
         try:
             return getattr(module, attribute)
