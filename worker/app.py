@@ -304,7 +304,7 @@ class Worker:
             return
         self._last_idle_check = now
         lagging = await self._lagging_partitions()
-        if lagging is None or not lagging:
+        if not lagging:  # None (unknown) or no lag
             self._last_progress = now
             return
         self._log.warning(
