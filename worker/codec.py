@@ -10,6 +10,7 @@ the input shape; a value that cannot be serialized raises
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,20 @@ class DeadLetter:
     timestamp: int | None
     value: bytes | None
     record_index: int | None = None
+    value_omitted: str | None = None
+
+    def without_value(self) -> DeadLetter:
+        """This dead letter without the original value (for one the broker refused as too large).
+
+        ``source`` still locates the original message; ``value_omitted`` says why it is gone.
+        """
+        if self.value is None:
+            return self
+        return dataclasses.replace(
+            self,
+            value=None,
+            value_omitted=f"original value of {len(self.value)} bytes too large to republish",
+        )
 
     @classmethod
     def of(
@@ -195,6 +210,8 @@ def encode_dead_letter(letter: DeadLetter, *, worker_id: str, backend: str) -> b
         "worker": worker_id,
         "backend": backend,
     }
+    if letter.value_omitted is not None:
+        body["value_omitted"] = letter.value_omitted
     return orjson.dumps(body)
 
 

@@ -20,7 +20,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -143,7 +142,7 @@ class Publisher:
         letter: DeadLetter,
     ) -> Delivery:
         """Queue the dead letter of ``record``."""
-        value = encode_dead_letter(letter, worker_id=self._worker_id, backend=self._backend)
+        value = self._encode_letter(letter)
         future = await self._send(self._dlq_topic, value, record, None)
         return Delivery(record, tp, epoch, future, value, letter)
 
@@ -178,7 +177,8 @@ class Publisher:
                     )
                     continue
                 if not error.retriable and delivery.letter is not None:
-                    delivery.value = self._without_value(delivery.value, len(record.value or b""))
+                    delivery.letter = delivery.letter.without_value()
+                    delivery.value = self._encode_letter(delivery.letter)
                 self.publish_retries += 1
                 self._log.warning(
                     "publish_retry",
@@ -194,12 +194,8 @@ class Publisher:
                 )
                 delivery.future = await self._send(topic, delivery.value, record, partition)
 
-    @staticmethod
-    def _without_value(value: bytes, size: int) -> bytes:
-        body = orjson.loads(value)
-        body["value"] = None
-        body["value_omitted"] = f"original value of {size} bytes too large to republish"
-        return orjson.dumps(body)
+    def _encode_letter(self, letter: DeadLetter) -> bytes:
+        return encode_dead_letter(letter, worker_id=self._worker_id, backend=self._backend)
 
     async def publish_event(self, fields: dict[str, Any]) -> None:
         """Send an event to the metrics topic, if set; failures are logged, never retried."""

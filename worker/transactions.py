@@ -18,7 +18,6 @@ it again from the last committed transaction, so this one stops without committi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -156,18 +155,15 @@ class TransactionalPublisher:
             failed = True
             if isinstance(result, ProducerFenced):
                 raise result
-            error = to_publish_error(result, "dead-letter topic" if item.letter else "output")
+            topic = self._settings.dlq_topic if item.letter else self._settings.output_topic
+            error = to_publish_error(result, topic)
             if error.retriable:
                 continue
             if item.letter is None:
                 item.letter = publish_letter(item.record, result, error)
                 item.value = None
-            elif item.letter.value is not None:
-                item.letter = dataclasses.replace(
-                    item.letter,
-                    value=None,
-                    message=f"{item.letter.message} (original value omitted: too large)",
-                )
+            else:
+                item.letter = item.letter.without_value()
         if failed:
             raise _RetryTransaction("a message of the transaction was not acknowledged")
         await producer.send_offsets_to_transaction({tp: next_offset}, self._settings.group_id)

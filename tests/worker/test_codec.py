@@ -81,3 +81,14 @@ def test_the_dead_letter_has_the_fixed_fields_and_the_original_bytes():
     assert body["source"] == {"topic": "in", "partition": 2, "offset": 41, "timestamp": 1700}
     assert base64.b64decode(body["value"]) == b"\xff raw"
     assert body["worker"] == "w-1"
+    assert "value_omitted" not in body
+
+
+def test_a_dead_letter_without_its_value_keeps_error_and_source_and_says_why():
+    letter = DeadLetter("ValueError", "boom", "execute", "in", 2, 41, 1700, b"x" * 10, 3)
+    full = orjson.loads(encode_dead_letter(letter, worker_id="w-1", backend="B"))
+    bare = orjson.loads(encode_dead_letter(letter.without_value(), worker_id="w-1", backend="B"))
+    assert bare["value"] is None
+    assert bare["value_omitted"] == "original value of 10 bytes too large to republish"
+    assert bare["error"] == full["error"]
+    assert bare["source"] == full["source"]
