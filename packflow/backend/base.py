@@ -43,10 +43,6 @@ class RunResult:
     metrics: ExecutionMetrics
 
 
-def _passthrough(records: Any) -> Any:
-    return records
-
-
 def _execution_times_ms(times: _CallTimes) -> dict[str, float]:
     """Milliseconds per step that ran."""
     return {
@@ -140,8 +136,9 @@ class InferenceBackend(ABC):
     def _bind_steps(self) -> None:
         """Resolve the pipeline's callables once (after ``initialize()``), not per call."""
         preprocessor = self._preprocessor
-        self._preprocess_fn: Callable[[Any], Any] = (
-            _passthrough if preprocessor.passthrough else preprocessor.process
+        # None: the preprocessor returns its input itself, so it is not called (still timed).
+        self._preprocess_fn: Callable[[Any], Any] | None = (
+            None if preprocessor.passthrough else preprocessor.process
         )
         self._transform_inputs_fn: Callable[[Any], Any] | None = getattr(
             self, "transform_inputs", None
@@ -231,11 +228,15 @@ class InferenceBackend(ABC):
     def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
         """Run the steps on checked records; return the final output and the step times."""
         clock = perf_counter_ns
+        preprocess = self._preprocess_fn
         t0 = clock()
-        try:
-            data = self._preprocess_fn(records)
-        except Exception as exc:
-            raise self._preprocess_failed(exc) from exc
+        if preprocess is None:
+            data = records
+        else:
+            try:
+                data = preprocess(records)
+            except Exception as exc:
+                raise self._preprocess_failed(exc) from exc
         t1 = clock()
         transform_inputs = self._transform_inputs_fn
         if transform_inputs is None:
