@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from packflow.utils._paths import MISSING, AmbiguousPathError, FieldPath
+from packflow.utils._paths import MISSING, FieldPath
 
 __all__ = ["compile_select_direct"]
 
@@ -23,9 +23,7 @@ __all__ = ["compile_select_direct"]
 def _raise_collision(path: FieldPath, depth: int, current: dict[str, Any]) -> None:
     for _end, key in path.multi[depth]:
         if key in current:
-            prefix = path.delimiter.join(path.parts[:depth])
-            key_path = f"{prefix}{path.delimiter}{key}" if prefix else key
-            raise AmbiguousPathError(path.name, key_path, path.delimiter)
+            raise path.ambiguity(depth, key)
 
 
 class _Writer:

@@ -105,13 +105,16 @@ class FieldPath:
                 return MISSING
             for _end, key in multi[depth]:
                 if key in current:
-                    prefix = self.delimiter.join(self.parts[:depth])
-                    key_path = f"{prefix}{self.delimiter}{key}" if prefix else key
-                    raise AmbiguousPathError(self.name, key_path, self.delimiter)
+                    raise self.ambiguity(depth, key)
             current = current.get(part, MISSING)
             if current is MISSING:
                 return MISSING
         return current
+
+    def ambiguity(self, depth: int, key: str) -> AmbiguousPathError:
+        """The error for ``key`` (one of ``multi[depth]``) found in the dict at ``depth``."""
+        prefix = self.delimiter.join(self.parts[:depth])
+        return AmbiguousPathError(self.name, _join(prefix, key, self), self.delimiter)
 
     # -- flattened view -----------------------------------------------------------------
 
