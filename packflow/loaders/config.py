@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.exceptions import PackflowError
@@ -98,15 +105,13 @@ class PackflowConfig(BaseModel):
             )
         return "" if value is None else value
 
-    @field_validator("description", mode="before")
+    @field_validator("description", "maintainers", "backend_config", "extra", mode="before")
     @classmethod
-    def _none_is_blank(cls, value: Any) -> Any:
-        return "" if value is None else value
-
-    @field_validator("maintainers", mode="before")
-    @classmethod
-    def _none_is_no_maintainers(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _none_is_the_default(cls, value: Any, info: ValidationInfo) -> Any:
+        # A key left blank in YAML reads as None: take the field's (empty) default.
+        if value is None and info.field_name is not None:
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
+        return value
 
     @field_validator("env", mode="before")
     @classmethod
@@ -116,11 +121,6 @@ class PackflowConfig(BaseModel):
         if isinstance(value, dict):
             return {key: _env_string(item) for key, item in value.items()}
         return value
-
-    @field_validator("backend_config", "extra", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
 
     @field_validator("inference_backend")
     @classmethod
