@@ -137,23 +137,19 @@ def validate(project_path: str, verbose: bool, no_warnings: bool) -> None:
     errors, warnings = project.validate_required_files(verbose=verbose)
     shown_warnings = [] if no_warnings else warnings
 
+    counts = []
     if errors:
-        counts = click.style(f"{len(errors)} error(s)", fg="red")
-        if shown_warnings:
-            counts += ", " + click.style(f"{len(shown_warnings)} warning(s)", fg="yellow")
-        click.echo(f"\n{counts} found\n")
-        for error in errors:
-            _error(error)
-        for warning in shown_warnings:
-            _warning(warning)
-        raise SystemExit(FAILURE)
-
+        counts.append(click.style(f"{len(errors)} error(s)", fg="red"))
     if shown_warnings:
-        click.echo(
-            "\n" + click.style(f"{len(shown_warnings)} warning(s)", fg="yellow") + " found\n"
-        )
-        for warning in shown_warnings:
-            _warning(warning)
+        counts.append(click.style(f"{len(shown_warnings)} warning(s)", fg="yellow"))
+    if counts:
+        click.echo(f"\n{', '.join(counts)} found\n")
+    for error in errors:
+        _error(error)
+    for warning in shown_warnings:
+        _warning(warning)
+    if errors:
+        raise SystemExit(FAILURE)
     _success("All validation checks passed.")
 
 
