@@ -230,7 +230,6 @@ class RecordsPreprocessor(Preprocessor):
             return
         delimiter = config.nested_field_delimiter
         flatten = config.flatten_nested_inputs
-        self._flatten = flatten
         self._flatten_lists = config.flatten_lists
         self._check = not config.ignore_delimiter_collisions
         self._delimiter = delimiter
