@@ -87,18 +87,17 @@ def _emit_write(w: _Writer, indent: int, target: FieldPath, nested: bool) -> Non
 
 
 def compile_select_direct(
-    renames: Sequence[tuple[FieldPath, FieldPath]],
-    features: Sequence[tuple[FieldPath, bool]],
+    fields: Sequence[tuple[FieldPath, FieldPath, bool]],
     check: bool,
     nested_out: bool,
 ) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """Compile the "rename, then features" transform of one record, or ``None`` if unsupported.
 
-    ``renames`` are ``(source, target)`` paths; ``features`` are ``(path, skip_if_set)``.
+    ``fields`` are ``(source, target, skip_if_set)`` in write order (renames, then features).
     Unsupported (the caller keeps interpreting): an output path that is a strict prefix of
     another, where an output value could be a dict the next write must descend into.
     """
-    targets = [target for _source, target in renames] + [path for path, _skip in features]
+    targets = [target for _source, target, _skip in fields]
     if nested_out:
         names = {t.name for t in targets}
         for t in targets:
@@ -108,16 +107,13 @@ def compile_select_direct(
     w = _Writer()
     w.emit(0, "def select(record):")
     w.emit(1, "out = {}")
-    for source, target in renames:
-        _emit_read(w, 1, source, check)
-        _emit_write(w, 1, target, nested_out)
-    for path, skip_if_set in features:
+    for source, target, skip_if_set in fields:
         indent = 1
         if skip_if_set:
-            w.emit(indent, f"if {w.const(path)}.direct(out) is MISSING:")
+            w.emit(indent, f"if {w.const(target)}.direct(out) is MISSING:")
             indent += 1
-        _emit_read(w, indent, path, check)
-        _emit_write(w, indent, path, nested_out)
+        _emit_read(w, indent, source, check)
+        _emit_write(w, indent, target, nested_out)
     w.emit(1, "return out")
     namespace: dict[str, Any] = {
         "MISSING": MISSING,

@@ -240,7 +240,7 @@ class RecordsPreprocessor(Preprocessor):
         ]
         # Names written before each feature: the rename targets, then the earlier features.
         written = list(dict.fromkeys(config.rename_fields.values()))
-        self._features: list[_Field] = []
+        features: list[_Field] = []
         for name in config.feature_names:
             if name in written and name not in config.rename_fields.values():
                 continue  # a repeated feature name
@@ -248,19 +248,18 @@ class RecordsPreprocessor(Preprocessor):
             # an earlier feature sharing its path) is not read again.
             skip = any(_related(name, target, delimiter) for target in written)
             path = FieldPath(name, delimiter)
-            self._features.append(_Field(path, name, path, skip))
+            features.append(_Field(path, name, path, skip))
             written.append(name)
-        self._nested_out = not flatten and any(
-            f.target.nested for f in (*self._renames, *self._features)
-        )
+        # What feature_names mode writes, in order (a rename never skips).
+        self._selection = [*self._renames, *features]
+        self._nested_out = not flatten and any(f.target.nested for f in self._selection)
         # One record in, one output record out; ``process`` maps it over the batch.
         self._transform_record: Callable[[dict[str, Any]], dict[str, Any]]
         if config.feature_names and flatten:
             self._transform_record = self._select_flat
         elif config.feature_names:
             compiled = compile_select_direct(
-                [(f.source, f.target) for f in self._renames],
-                [(f.source, f.skip_if_set) for f in self._features],
+                [(f.source, f.target, f.skip_if_set) for f in self._selection],
                 self._check,
                 self._nested_out,
             )
@@ -289,14 +288,7 @@ class RecordsPreprocessor(Preprocessor):
         check, nested_out = self._check, self._nested_out
         out: dict[str, Any] = {}
         owned: set[int] = {id(out)} if nested_out else _NO_IDS
-        for field in self._renames:
-            value = field.source.direct(record, check)
-            if value is not MISSING:
-                if nested_out and field.target.nested:
-                    _set_owned(out, field.target.parts, value, owned)
-                else:
-                    out[field.name] = value
-        for field in self._features:
+        for field in self._selection:
             if field.skip_if_set and field.target.direct(out) is not MISSING:
                 continue
             value = field.source.direct(record, check)
@@ -310,11 +302,7 @@ class RecordsPreprocessor(Preprocessor):
     def _select_flat(self, record: dict[str, Any]) -> dict[str, Any]:
         lists = self._flatten_lists
         out: dict[str, Any] = {}
-        for field in self._renames:
-            value = field.source.flat(record, lists)
-            if value is not MISSING:
-                out[field.name] = value
-        for field in self._features:
+        for field in self._selection:
             if field.skip_if_set and field.name in out:
                 continue
             value = field.source.flat(record, lists)
