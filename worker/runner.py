@@ -82,8 +82,14 @@ def _step_times(metrics: Any) -> dict[str, float]:
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
-    """The error type and message to report: the backend's original error when chained."""
+    """The error type and message to report: the backend's original error when chained.
+
+    A step error of the SDK only wraps the backend's own exception with prose the dead letter
+    already carries (the step, the backend): report the original as ``Type: message``.
+    """
     cause = exc.__cause__ or exc
+    if cause is not exc and getattr(exc, "step", None) is not None:
+        return type(cause).__name__, f"{type(cause).__name__}: {cause}"
     text = str(exc)
     if cause is not exc and str(cause) not in text:
         text = f"{text}: {type(cause).__name__}: {cause}"

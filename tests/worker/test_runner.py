@@ -60,7 +60,7 @@ async def test_bisection_isolates_exactly_the_poisoned_messages(executor, poison
             assert isinstance(result, Failure)
             assert result.error_type == "ValueError"
             assert result.step == "execute"
-            assert "poisoned" in result.message
+            assert result.message == "ValueError: poisoned"
         else:
             assert result == [{"id": i, "poison": False, "ok": True}]
     assert run.failed_calls >= len(poisoned)
