@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import structlog
 
+from packflow.backend._logger import BackendLogger
 from packflow.backend.configuration import BackendConfig, load_backend_configuration
 from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
 from packflow.backend.preprocessors import Preprocessor, _wrapped_error, get_preprocessor
@@ -95,11 +96,11 @@ class InferenceBackend(ABC):
     backend_config_model: ClassVar[type[BackendConfig] | BackendConfig] = BackendConfig
 
     config: BackendConfig
-    logger: Any
+    logger: BackendLogger
     init_time_ms: float
 
     def __init__(self, **kwargs: Any) -> None:
-        self.logger = structlog.get_logger("packflow", backend=type(self).__name__)
+        self.logger = BackendLogger(structlog.get_logger("packflow", backend=type(self).__name__))
         self.config = load_backend_configuration(self.backend_config_model, **kwargs)
         self._preprocessor: Preprocessor = get_preprocessor(self.config)
         self._last_call: _CallTimes = _NO_CALL
