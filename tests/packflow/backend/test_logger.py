@@ -82,3 +82,13 @@ def test_exception_logs_the_handled_exception() -> None:
     assert logs[0]["event"] == "failed on record 3"
     assert logs[0]["log_level"] == "error"
     assert logs[0]["exc_info"] is True
+
+
+def test_packflow_logger_module_serves_0_4_imports(monkeypatch) -> None:
+    monkeypatch.delenv("PACKFLOW_LOG_LEVEL", raising=False)
+    from packflow.logger import get_logger, logger
+
+    assert isinstance(logger, BackendLogger)
+    with capture_logs() as logs:
+        get_logger().info("scored {} records", 5)
+    assert logs == [{"event": "scored 5 records", "log_level": "info"}]
