@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from worker._gc import tune_gc
 from worker._loading import load_backend
 from worker._logging import configure_logging
 from worker.app import Worker
@@ -81,6 +82,7 @@ def _command(**options: str | None) -> None:
     except StartupError as exc:
         _fail(str(exc))
         return
+    tune_gc()  # after the backend's imports, so they are frozen too
     try:
         code = asyncio.run(_serve(settings, backend, name))
     except StartupError as exc:
