@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint typecheck unit demo kafka-up kafka-down bench clean
+.PHONY: venv test lint typecheck demo kafka-up kafka-down bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: lint typecheck
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+bench: venv  ## SDK speed vs packflow 0.4.1, worker throughput/latency, worker memory (prints JSON)
+	$(BIN)/python bench/sdk_speed.py
+	$(BIN)/python bench/worker_throughput.py
+	$(BIN)/python bench/worker_memory.py
 
 kafka-up:  ## start the local single-node Kafka broker (state in .kafka/); prints its address
 	scripts/kafka start
