@@ -274,8 +274,7 @@ class LocalKafka:
             *self._java_command(java, classpath),
             _STORAGE_TOOL,
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",
             "-c",
             str(self._properties_file),
         ]
@@ -383,7 +382,11 @@ def _env_jvm_options() -> tuple[str, ...]:
 
 
 def _random_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka's own ``Uuid.randomUuid()`` makes one: never starting with "-"."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _alive(pid: int) -> bool:

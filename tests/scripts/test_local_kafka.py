@@ -179,3 +179,28 @@ def test_a_jar_cache_missing_a_listed_jar_is_downloaded_again(tmp_path: Path) ->
     assert sorted(p.name for p in repaired.glob("*.jar")) == sorted(
         p.name for p in source.glob("*.jar")
     )
+
+
+def test_a_cluster_id_starting_with_a_dash_formats_and_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kafka_local import broker as broker_module
+
+    dash_id = "-" + "A" * 21
+    monkeypatch.setattr(broker_module, "_random_cluster_id", lambda: dash_id)
+    broker = LocalKafka(tmp_path / "broker", tie_to_parent=True)
+    bootstrap = broker.start()
+    try:
+        assert check_bootstrap(bootstrap).cluster_id == dash_id
+    finally:
+        broker.stop()
+
+
+def test_random_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kafka_local import broker as broker_module
+
+    dash_first = uuid.UUID(bytes=b"\xf8" + bytes(15))  # base64url "-A..."
+    drawn = iter([dash_first, uuid.UUID(int=1)])
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(drawn))
+    cluster_id = broker_module._random_cluster_id()
+    assert cluster_id == "AAAAAAAAAAAAAAAAAAAAAQ"
