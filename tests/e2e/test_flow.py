@@ -7,6 +7,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
+from packflow.testing import capture_metric_events
 from tests.e2e.conftest import Identity, Slow, consume, produce, running_worker, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -19,11 +20,13 @@ async def test_one_batch_metrics_event_per_batch_on_the_metrics_topic(
     messages = [(f"k{i}".encode(), orjson.dumps({"id": i})) for i in range(40)]
     messages.append((b"bad", b"not json"))
     await produce(kafka_bootstrap, names["input_topic"], messages)
-    async with running_worker(worker_settings(**names), Identity()) as worker:
-        await consume(kafka_bootstrap, names["output_topic"], 40)
-        await wait_for(lambda: sum(m["batch_size"] for m in worker.recent_metrics) == 41, 20, "41")
-        events = await consume(kafka_bootstrap, names["metrics_topic"], worker.batches)
+    with capture_metric_events() as logged:
+        async with running_worker(worker_settings(**names), Identity()) as worker:
+            await consume(kafka_bootstrap, names["output_topic"], 40)
+            await wait_for(lambda: sum(m["batch_size"] for m in logged) == 41, 20, "41 logged")
+            events = await consume(kafka_bootstrap, names["metrics_topic"], worker.batches)
     bodies = [orjson.loads(e.value) for e in events]
+    assert [{k: v for k, v in e.items() if k != "log_level"} for e in logged] == bodies
     assert len(bodies) == worker.batches
     assert sum(b["batch_size"] for b in bodies) == 41
     assert sum(b["dead_letters"] for b in bodies) == 1

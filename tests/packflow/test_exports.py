@@ -95,6 +95,7 @@ PUBLIC_MODULE_MAP = {
         "PreprocessorRuntimeError",
         "UnknownPreprocessorError",
     ],
+    "packflow.testing": ["METRIC_EVENTS", "MetricEvents", "capture_metric_events", "make_records"],
     "packflow.constants": [
         "BACKEND_CONFIG_PATH_ENV_VAR_NAME",
         "PACKAGING_CONFIG_NAME",
@@ -118,6 +119,7 @@ def test_module_exports_its_public_names(module_name: str, names: list[str]) -> 
         "packflow.utils",
         "packflow.utils.normalize",
         "packflow.exceptions",
+        "packflow.testing",
     ],
 )
 def test_package_all_is_sorted_and_resolvable(module_name: str) -> None:
