@@ -85,7 +85,8 @@ def _spawn_owner(state_dir: Path) -> subprocess.Popen[str]:
     """A Python process that starts a tied broker, prints its pid, then waits."""
     code = textwrap.dedent(
         f"""
-        import sys, time
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
         sys.path.insert(0, {str(ROOT / "scripts")!r})
         from kafka_local import LocalKafka
         broker = LocalKafka({str(state_dir)!r}, tie_to_parent=True)
