@@ -47,11 +47,16 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import kafka_local  # noqa: E402
+
+# Property tests check rules, not speed: a loaded CI machine must not fail them on timing.
+settings.register_profile("packflow", deadline=None)
+settings.load_profile("packflow")
 
 BOOTSTRAP_ENV = "PACKFLOW_TEST_BOOTSTRAP_SERVERS"
 MODE_ENV = "PACKFLOW_TEST_KAFKA"
