@@ -25,6 +25,7 @@ from worker.errors import PublishError, StartupError
 from worker.settings import WorkerSettings
 
 __all__ = [
+    "MAX_BATCH_BYTES",
     "describe",
     "make_consumer",
     "make_producer",
@@ -33,6 +34,9 @@ __all__ = [
     "stop_bounded",
     "to_publish_error",
 ]
+
+MAX_BATCH_BYTES = 256 * 1024
+"""The producer's ``max_batch_size``: the most bytes of one batch of one partition."""
 
 # A message-level refusal: sending the same message again cannot succeed.
 _MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
@@ -77,7 +81,7 @@ def make_producer(settings: WorkerSettings, **overrides: Any) -> AIOKafkaProduce
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": settings.linger_ms,
-        "max_batch_size": 256 * 1024,
+        "max_batch_size": MAX_BATCH_BYTES,
         "max_request_size": 1024 * 1024,
     }
     options.update(overrides)

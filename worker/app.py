@@ -4,7 +4,8 @@ Two tasks form a pipeline, bounded by an :class:`~worker.backpressure.InFlightBu
 
 * the fetch loop takes a batch with ``getmany``, registers its offsets, decodes it, runs the
   backend in the thread executor (isolating poison messages), encodes the outputs and queues
-  one message per input message (output or dead letter) on the producer, in input order;
+  one message per input message (output or dead letter) on the producer, in input order
+  (outputs in one batch per output partition, see :mod:`worker.publisher`);
 * the ack loop settles each batch's deliveries in order, acknowledges their offsets, commits
   the contiguous acknowledged prefix of every partition, releases the budget and emits the
   ``batch_metrics`` event.
@@ -413,8 +414,8 @@ class Worker:
         if self._txn is not None:
             await self._publish_transactions(self._txn, prepared, stats, nbytes, started)
             return
-        send = self._publisher.send_prepared
-        deliveries = [await send(p, item.epoch) for p, item in zip(prepared, items, strict=True)]
+        pairs = [(p, item.epoch) for p, item in zip(prepared, items, strict=True)]
+        deliveries = await self._publisher.send_outputs(pairs)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         await self._queue.put(_Batch(deliveries, nbytes, stats))
 

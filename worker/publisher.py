@@ -1,8 +1,20 @@
 """Publishing outputs, dead letters and metric events, and settling their delivery.
 
-``send_*`` queue a message on the producer and return a :class:`Delivery` whose future the
-ack stage settles with :meth:`Publisher.settle`, in order. Settling never gives up:
+``send_*`` queue messages on the producer and return :class:`Delivery` objects whose futures
+the ack stage settles with :meth:`Publisher.settle`, in order.
 
+:meth:`Publisher.send_outputs` queues all messages of one fetched batch. Outputs go through
+aiokafka's batch API: one ``BatchBuilder`` per output partition, filled in input order and
+handed to ``send_batch`` when full and at the end; the deliveries of one builder share its
+future. Dead letters, and an output too large for even an empty builder (``max_batch_bytes``),
+go through the per-message ``send()``; the builder of that output's partition is sent first,
+so per-partition order holds.
+
+Settling never gives up:
+
+* when a builder's shared future fails, each of its deliveries is sent again alone with
+  ``send()`` right away (no backoff, no dead letter yet), so one refused message does not
+  turn its batch-mates into dead letters; from then on it is settled as below;
 * an output the broker refuses for good (e.g. too large) becomes a dead letter with step
   ``publish``;
 * a dead letter the broker refuses for good is sent again without the original value (the
@@ -17,26 +29,47 @@ input partition map to one output partition, so per-key and per-input-partition 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from worker._kafka import to_publish_error
+from worker._kafka import MAX_BATCH_BYTES, to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
 
-__all__ = ["SOURCE_HEADER", "Delivery", "Prepared", "Publisher", "publish_letter"]
+__all__ = ["SOURCE_HEADER", "Delivery", "Prepared", "Publisher", "SharedBatch", "publish_letter"]
 
 SOURCE_HEADER = "packflow-source"
 _MAX_BACKOFF = 5.0
 _MAX_PENDING_EVENTS = 1000
 
 
+@dataclass(slots=True, eq=False)
+class SharedBatch:
+    """One builder of outputs for one output partition, sent with ``send_batch``.
+
+    ``future`` is the batch's delivery future once it is sent (a pending placeholder before);
+    its deliveries share it. ``builder`` and ``members`` are dropped once it is sent (no
+    reference cycle with the deliveries); ``size`` keeps the count.
+    """
+
+    partition: int
+    builder: Any
+    future: asyncio.Future[Any]
+    members: list[Delivery] = field(default_factory=list)
+    size: int = 0
+    failure_logged: bool = False
+
+
 @dataclass(slots=True)
 class Delivery:
-    """One queued message for one input message: its output or its dead letter."""
+    """One queued message for one input message: its output or its dead letter.
+
+    ``batch`` is set while the output rides in a batch sent with ``send_batch``: ``future``
+    is then that batch's shared future.
+    """
 
     record: ConsumerRecord[bytes, bytes]
     tp: TopicPartition
@@ -44,6 +77,7 @@ class Delivery:
     future: asyncio.Future[Any]
     value: bytes
     letter: DeadLetter | None = None
+    batch: SharedBatch | None = None
 
     @property
     def is_dead_letter(self) -> bool:
@@ -84,7 +118,12 @@ def _headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
 
 
 class Publisher:
-    """Sends outputs, dead letters and events with one producer; see the module docstring."""
+    """Sends outputs, dead letters and events with one producer; see the module docstring.
+
+    Counters, for observation: ``batches_sent`` (``send_batch`` calls), ``batch_fallbacks``
+    (deliveries sent again alone after their batch failed) and ``publish_retries`` (sends
+    retried after a backoff).
+    """
 
     def __init__(
         self,
@@ -97,8 +136,10 @@ class Publisher:
         worker_id: str,
         backend: str,
         logger: Any,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._producer = producer
+        self._max_batch_bytes = max_batch_bytes
         self._output_topic = output_topic
         self._output_partitions = output_partitions
         self._dlq_topic = dlq_topic
@@ -108,6 +149,8 @@ class Publisher:
         self._log = logger
         self._events: set[asyncio.Future[Any]] = set()
         self.publish_retries = 0
+        self.batch_fallbacks = 0
+        self.batches_sent = 0
 
     async def _send(
         self,
@@ -153,6 +196,70 @@ class Publisher:
             return await self.send_output(item.record, item.tp, epoch, item.value)
         return await self.send_dead_letter(item.record, item.tp, epoch, item.letter)
 
+    async def send_outputs(self, items: list[tuple[Prepared, int]]) -> list[Delivery]:
+        """Queue the messages of one fetched batch, ``(item, epoch)`` in input order.
+
+        Outputs go in one ``send_batch`` per output partition (more when a builder fills up),
+        dead letters and outputs too large for an empty builder one by one with ``send()``;
+        see the module docstring. Returns one delivery per item, in the same order.
+        """
+        output_partitions = self._output_partitions
+        deliveries: list[Delivery] = []
+        batches: dict[int, SharedBatch] = {}
+        for item, epoch in items:
+            record = item.record
+            if item.letter is not None:
+                deliveries.append(await self.send_dead_letter(record, item.tp, epoch, item.letter))
+                continue
+            value = item.value
+            assert value is not None
+            partition = record.partition % output_partitions
+            headers = _headers(record)
+            batch = batches.get(partition)
+            fresh = batch is None
+            if batch is None:
+                batch = batches[partition] = self._new_batch(partition)
+            append = batch.builder.append
+            if append(key=record.key, value=value, timestamp=None, headers=headers) is None:
+                await self._send_batch(batch)
+                batch = batches[partition] = self._new_batch(partition)
+                # The first message of a builder is always taken, whatever its size.
+                batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
+                fresh = True
+            if fresh and batch.builder.size() > self._max_batch_bytes:
+                # It does not fit even alone: drop this builder, send the message by itself.
+                del batches[partition]
+                deliveries.append(await self.send_output(record, item.tp, epoch, value))
+                continue
+            delivery = Delivery(record, item.tp, epoch, batch.future, value, None, batch)
+            batch.members.append(delivery)
+            deliveries.append(delivery)
+        for batch in batches.values():
+            await self._send_batch(batch)
+        return deliveries
+
+    def _new_batch(self, partition: int) -> SharedBatch:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        return SharedBatch(partition, self._producer.create_batch(), future)
+
+    async def _send_batch(self, batch: SharedBatch) -> None:
+        batch.builder.close()
+        self.batches_sent += 1
+        try:
+            future: asyncio.Future[Any] = await self._producer.send_batch(
+                batch.builder, self._output_topic, partition=batch.partition
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. no room in the producer's queue in time
+            future = _failed_future(exc)
+        batch.future = future
+        batch.size = len(batch.members)
+        for delivery in batch.members:
+            delivery.future = future
+        batch.builder = None
+        batch.members = []
+
     async def settle(self, delivery: Delivery) -> Delivery:
         """Wait until ``delivery`` is acknowledged, retrying as the module docstring says.
 
@@ -170,6 +277,14 @@ class Publisher:
                 topic = self._dlq_topic if delivery.is_dead_letter else self._output_topic
                 error = to_publish_error(exc, topic)
                 record = delivery.record
+                shared = delivery.batch
+                if shared is not None:
+                    delivery.batch = None
+                    self._log_batch_failure(shared, error)
+                    self.batch_fallbacks += 1
+                    partition = record.partition % self._output_partitions
+                    delivery.future = await self._send(topic, delivery.value, record, partition)
+                    continue
                 if not error.retriable and not delivery.is_dead_letter:
                     letter = publish_letter(record, exc, error)
                     delivery = await self.send_dead_letter(
@@ -193,6 +308,18 @@ class Publisher:
                     None if delivery.is_dead_letter else record.partition % self._output_partitions
                 )
                 delivery.future = await self._send(topic, delivery.value, record, partition)
+
+    def _log_batch_failure(self, shared: SharedBatch, error: PublishError) -> None:
+        if not shared.failure_logged:
+            shared.failure_logged = True
+            self._log.warning(
+                "publish_batch_failed",
+                topic=self._output_topic,
+                partition=shared.partition,
+                messages=shared.size,
+                error=str(error),
+                then="each message is sent again alone",
+            )
 
     def _encode_letter(self, letter: DeadLetter) -> bytes:
         return encode_dead_letter(letter, worker_id=self._worker_id, backend=self._backend)

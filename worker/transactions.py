@@ -7,11 +7,13 @@ Starting it (``InitProducerId``) fences any earlier owner of the partition and c
 aborts its pending transaction; only then does the worker read the partition's committed
 offset (see :meth:`worker.app.Worker._on_assigned`).
 
-:meth:`TransactionalPublisher.publish` sends one partition's share of a batch (outputs and
-dead letters), adds the next offset to the transaction and commits it. A failed send or
-commit aborts the transaction and retries it whole, with backoff; an output the broker
-refuses for good becomes a ``publish`` dead letter, a dead letter it refuses is sent without
-the original value. A fenced producer is fatal: another worker owns the partition and processes
+:meth:`TransactionalPublisher.publish` sends one partition's share of a batch (outputs with
+aiokafka's batch API, dead letters one by one: :meth:`Publisher.send_outputs`), adds the next
+offset to the transaction and commits it. A failed send or commit aborts the transaction and
+retries it whole, with backoff, sending every message by itself from then on (so a message
+the broker refuses is told apart from its batch-mates); an output the broker refuses for good
+becomes a ``publish`` dead letter, a dead letter it refuses is sent without the original
+value. A fenced producer is fatal: another worker owns the partition and processes
 it again from the last committed transaction, so this one stops without committing.
 """
 
@@ -110,12 +112,13 @@ class TransactionalPublisher:
         """
         backoff = 0.1
         next_offset = prepared[-1].record.offset + 1
+        batched = True
         while True:
             producer = self._producers.get(tp)
             if producer is None:
                 return False
             try:
-                await self._transaction(producer, tp, prepared, next_offset)
+                await self._transaction(producer, tp, prepared, next_offset, batched=batched)
                 self.transactions += 1
                 return True
             except ProducerFenced as exc:
@@ -127,6 +130,7 @@ class TransactionalPublisher:
                 ) from exc
             except (KafkaError, _RetryTransaction) as exc:
                 self.aborts += 1
+                batched = False
                 self._log.warning(
                     "transaction_retry",
                     partition=f"{tp.topic}/{tp.partition}",
@@ -143,18 +147,25 @@ class TransactionalPublisher:
         tp: TopicPartition,
         prepared: list[Prepared],
         next_offset: int,
+        *,
+        batched: bool,
     ) -> None:
         publisher = self._publisher(producer)
         await producer.begin_transaction()
-        deliveries = [await publisher.send_prepared(item, 0) for item in prepared]
+        if batched:
+            deliveries = await publisher.send_outputs([(item, 0) for item in prepared])
+        else:
+            deliveries = [await publisher.send_prepared(item, 0) for item in prepared]
         results = await asyncio.gather(*(d.future for d in deliveries), return_exceptions=True)
         failed = False
-        for item, result in zip(prepared, results, strict=True):
+        for item, delivery, result in zip(prepared, deliveries, results, strict=True):
             if not isinstance(result, BaseException):
                 continue
             failed = True
             if isinstance(result, ProducerFenced):
                 raise result
+            if delivery.batch is not None:
+                continue  # which message was refused shows when each is sent alone
             topic = self._settings.dlq_topic if item.letter else self._settings.output_topic
             error = to_publish_error(result, topic)
             if error.retriable:

@@ -90,29 +90,32 @@ async def test_a_poison_record_in_a_batch_of_500_yields_499_outputs_and_1_dead_l
 
 
 class Bloats(Poison):
-    """Returns an output larger than a Kafka message may be for records asking for it."""
+    """Outputs larger than a Kafka message may be for records with ``bloat``; ``pad`` pads."""
 
     def execute(self, inputs):
-        return [dict(r, blob="x" * 1_100_000) if r.get("bloat") else dict(r) for r in inputs]
+        return [
+            dict(r, blob="x" * (1_100_000 if r.get("bloat") else r.get("pad", 0))) for r in inputs
+        ]
 
 
 async def test_an_output_the_broker_cannot_take_becomes_a_publish_dead_letter(
     kafka_bootstrap, topics, worker_settings
 ):
     names = await topics(1)
-    values = [
-        orjson.dumps({"id": 0}),
-        orjson.dumps({"id": 1, "bloat": True}),
-        orjson.dumps({"id": 2}),
-    ]
+    values = [orjson.dumps({"id": i}) for i in range(12)]
+    values[5] = orjson.dumps({"id": 5, "bloat": True})
+    values[8] = orjson.dumps({"id": 8, "pad": 300_000})  # over the 256 KiB producer batch
     await produce(kafka_bootstrap, names["input_topic"], [(b"k", v) for v in values])
-    async with running_worker(worker_settings(**names), Bloats()):
-        outputs = await consume(kafka_bootstrap, names["output_topic"], 2)
+    async with running_worker(worker_settings(**names), Bloats()) as worker:
+        outputs = await consume(kafka_bootstrap, names["output_topic"], 11)
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 1, settle=0.5)
-    assert [orjson.loads(o.value)["id"] for o in outputs] == [0, 2]
+    assert [orjson.loads(o.value)["id"] for o in outputs] == [i for i in range(12) if i != 5]
+    assert len(orjson.loads(outputs[7].value)["blob"]) == 300_000
     (letter,) = letters
     body = orjson.loads(letter.value)
     assert body["error"]["step"] == "publish"
     assert body["error"]["type"] == "MessageSizeTooLargeError"
-    assert body["source"]["offset"] == 1
-    assert base64.b64decode(body["value"]) == values[1]
+    assert body["source"]["offset"] == 5
+    assert base64.b64decode(body["value"]) == values[5]
+    (batch,) = worker.recent_metrics  # all produced before start: one fetch, one batch
+    assert (batch["batch_size"], batch["outputs"], batch["dead_letters"]) == (12, 11, 1)
