@@ -10,11 +10,12 @@ offset (see :meth:`worker.app.Worker._on_assigned`).
 :meth:`TransactionalPublisher.publish` sends one partition's share of a batch (outputs with
 aiokafka's batch API, dead letters one by one: :meth:`Publisher.send_outputs`), adds the next
 offset to the transaction and commits it. A failed send or commit aborts the transaction and
-retries it whole, with backoff, sending every message by itself from then on (so a message
-the broker refuses is told apart from its batch-mates); an output the broker refuses for good
-becomes a ``publish`` dead letter, a dead letter it refuses is sent without the original
-value. A fenced producer is fatal: another worker owns the partition and processes
-it again from the last committed transaction, so this one stops without committing.
+retries it whole, with backoff and with one ``send()`` per message (aiokafka may still group
+them into one batch); an output refused for good becomes a ``publish`` dead letter, a dead
+letter refused for good is sent without the original value. So a batch the broker refuses
+as a whole turns all its outputs into dead letters here, unlike in at-least-once delivery.
+A fenced producer is fatal: another worker owns the partition and processes it again from
+the last committed transaction, so this one stops without committing.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class TransactionalPublisher:
             if isinstance(result, ProducerFenced):
                 raise result
             if delivery.batch is not None:
-                continue  # which message was refused shows when each is sent alone
+                continue  # not a refusal of this message: the retry sends it by itself
             topic = self._settings.dlq_topic if item.letter else self._settings.output_topic
             error = to_publish_error(result, topic)
             if error.retriable:
