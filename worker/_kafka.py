@@ -1,4 +1,4 @@
-"""aiokafka construction, start-up retry, bounded stop and error translation.
+"""aiokafka construction, start-up retry, topic limits, bounded stop and error translation.
 
 aiokafka's exceptions are translated here, once, into the worker's own
 (:class:`~worker.errors.PublishError`, :class:`~worker.errors.StartupError`,
@@ -8,10 +8,14 @@ aiokafka's exceptions are translated here, once, into the worker's own
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
@@ -19,6 +23,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
     TopicAuthorizationFailedError,
+    for_code,
 )
 
 from worker.errors import PublishError, StartupError
@@ -26,6 +31,8 @@ from worker.settings import WorkerSettings
 
 __all__ = [
     "MAX_BATCH_BYTES",
+    "UNLIMITED",
+    "TopicLimits",
     "describe",
     "make_consumer",
     "make_producer",
@@ -33,6 +40,7 @@ __all__ = [
     "start_with_retry",
     "stop_bounded",
     "to_publish_error",
+    "topic_limits",
 ]
 
 MAX_BATCH_BYTES = 256 * 1024
@@ -73,15 +81,48 @@ def make_consumer(
     return consumer
 
 
-def make_producer(settings: WorkerSettings, **overrides: Any) -> AIOKafkaProducer:
-    """The output producer: acks from all in-sync replicas, idempotent, small linger."""
+@dataclass(frozen=True, slots=True)
+class TopicLimits:
+    """What the broker accepts on the output and dead-letter topics, read at start-up.
+
+    ``*_max_message_bytes`` is the topic's effective ``max.message.bytes``: the most bytes of
+    one record batch as the broker measures it (aiokafka's ``BatchBuilder.size()``).
+    ``output_compacted`` is True when the output topic's ``cleanup.policy`` has ``compact``
+    (the broker then refuses records without a key).
+    """
+
+    output_max_message_bytes: int
+    dlq_max_message_bytes: int
+    output_compacted: bool = False
+
+    @property
+    def batch_bytes(self) -> int:
+        """The producer's ``max_batch_size``: a full batch is never over the output limit."""
+        return min(MAX_BATCH_BYTES, self.output_max_message_bytes)
+
+
+UNLIMITED = TopicLimits(2**31 - 1, 2**31 - 1)
+"""No topic limit: nothing is refused before sending (for publishers built without limits)."""
+
+_MAX_MESSAGE_BYTES = "max.message.bytes"
+_CLEANUP_POLICY = "cleanup.policy"
+
+
+def make_producer(
+    settings: WorkerSettings, *, max_batch_bytes: int = MAX_BATCH_BYTES, **overrides: Any
+) -> AIOKafkaProducer:
+    """The output producer: acks from all in-sync replicas, idempotent, small linger.
+
+    ``max_batch_bytes`` (at most :data:`MAX_BATCH_BYTES`) is its ``max_batch_size``: pass
+    :attr:`TopicLimits.batch_bytes` so that no batch exceeds the output topic's limit.
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": f"packflow-worker-{settings.worker_id}",
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": settings.linger_ms,
-        "max_batch_size": MAX_BATCH_BYTES,
+        "max_batch_size": min(max_batch_bytes, MAX_BATCH_BYTES),
         "max_request_size": 1024 * 1024,
     }
     options.update(overrides)
@@ -137,6 +178,91 @@ async def output_partition_count(producer: AIOKafkaProducer, topic: str, seconds
     if not partitions:
         raise StartupError(f"topic {topic!r} has no partitions")
     return len(partitions)
+
+
+async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
+    """Read the output and dead-letter topics' limits with the admin client within ``seconds``.
+
+    Connection failures are retried until then; any failure is a :class:`StartupError`
+    naming the bootstrap address or the topic.
+    """
+    output, dlq = settings.output_topic, settings.dlq_topic
+    bootstrap = settings.bootstrap_servers
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    delay = 0.2
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id=f"packflow-worker-{settings.worker_id}"
+        )
+        started = False
+        try:
+            await asyncio.wait_for(admin.start(), max(deadline - loop.time(), 0.1))
+            started = True
+            configs = await asyncio.wait_for(
+                _describe_topics(admin, [output, dlq]), max(deadline - loop.time(), 0.1)
+            )
+            break
+        except (TimeoutError, KafkaError) as exc:
+            retriable = getattr(exc, "retriable", False)
+            if isinstance(exc, TimeoutError) or not retriable or loop.time() + delay > deadline:
+                what = describe(exc) if isinstance(exc, KafkaError) else "timed out"
+                if not started:
+                    raise StartupError(
+                        f"Kafka admin client could not connect to bootstrap servers "
+                        f"{bootstrap!r} within {seconds:g}s: {what}"
+                    ) from exc
+                raise StartupError(
+                    f"the configs of topics {output!r} and {dlq!r} could not be read "
+                    f"within {seconds:g}s: {what}"
+                ) from exc
+        finally:
+            await _close_admin(admin)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    return TopicLimits(
+        output_max_message_bytes=_int_config(configs, output, _MAX_MESSAGE_BYTES),
+        dlq_max_message_bytes=_int_config(configs, dlq, _MAX_MESSAGE_BYTES),
+        output_compacted="compact" in _config(configs, output, _CLEANUP_POLICY).split(","),
+    )
+
+
+async def _describe_topics(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> dict[str, dict[str, str]]:
+    wanted = {_MAX_MESSAGE_BYTES: None, _CLEANUP_POLICY: None}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, topic, wanted) for topic in topics]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for code, message, _type, name, entries in [r[:5] for r in response.resources]:
+            if code != 0:
+                error = for_code(code)
+                raise StartupError(
+                    f"topic {name!r} is not available: {error.__name__}"
+                    + (f": {message}" if message else "")
+                )
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    return configs
+
+
+def _config(configs: dict[str, dict[str, str]], topic: str, name: str) -> str:
+    value = configs.get(topic, {}).get(name)
+    if value is None:
+        raise StartupError(f"topic {topic!r}: the broker did not return its {name!r}")
+    return value
+
+
+def _int_config(configs: dict[str, dict[str, str]], topic: str, name: str) -> int:
+    value = _config(configs, topic, name)
+    try:
+        return int(value)
+    except ValueError:
+        raise StartupError(f"topic {topic!r}: {name} {value!r} is not a number") from None
+
+
+async def _close_admin(admin: AIOKafkaAdminClient) -> None:
+    with contextlib.suppress(TimeoutError, KafkaError, OSError):
+        await asyncio.wait_for(admin.close(), 2.0)
 
 
 def to_publish_error(exc: BaseException, topic: str) -> PublishError:

@@ -14,6 +14,9 @@ So batch *n+1* runs in the backend while batch *n* waits for its broker acknowle
 nothing is committed before its outputs and dead letters are acknowledged (at-least-once).
 When the budget is full the assigned partitions are paused until the ack loop catches up.
 
+Start-up reads the output and dead-letter topics' limits (:func:`~worker._kafka.topic_limits`)
+before it builds the producer, so that nothing the broker would refuse is ever sent.
+
 Shutdown (:meth:`Worker.request_stop`, SIGTERM/SIGINT in the CLI) stops fetching, lets
 in-flight batches finish and publish, commits, then stops the consumer and producer, all under
 one deadline of ``shutdown_timeout_seconds``.
@@ -42,6 +45,7 @@ from worker._kafka import (
     output_partition_count,
     start_with_retry,
     stop_bounded,
+    topic_limits,
 )
 from worker.backpressure import InFlightBudget
 from worker.codec import DeadLetter, Decoded, decode, encode_output, locate
@@ -196,9 +200,10 @@ class Worker:
             raise StartupError(f"health port {s.health_port} cannot be bound: {exc}") from exc
         self.health_port = self._health.port
 
-        self._producer = make_producer(s)
-        await start_with_retry(self._producer, s.bootstrap_servers, s.startup_timeout_seconds)
         timeout = s.startup_timeout_seconds
+        limits = await topic_limits(s, timeout)
+        self._producer = make_producer(s, max_batch_bytes=limits.batch_bytes)
+        await start_with_retry(self._producer, s.bootstrap_servers, timeout)
         await output_partition_count(self._producer, s.input_topic, timeout)
         output_partitions = await output_partition_count(self._producer, s.output_topic, timeout)
         await output_partition_count(self._producer, s.dlq_topic, timeout)
@@ -213,6 +218,7 @@ class Worker:
             worker_id=s.worker_id,
             backend=self.backend_name,
             logger=self._log,
+            limits=limits,
         )
         if s.delivery == "exactly-once":
             self._txn = TransactionalPublisher(
@@ -220,6 +226,7 @@ class Worker:
                 output_partitions=output_partitions,
                 backend=self.backend_name,
                 logger=self._log,
+                limits=limits,
             )
         self._consumer = make_consumer(s, _Listener(self))
         await start_with_retry(self._consumer, s.bootstrap_servers, s.startup_timeout_seconds)
@@ -237,6 +244,9 @@ class Worker:
             output_topic=s.output_topic,
             dlq_topic=s.dlq_topic,
             metrics_topic=s.metrics_topic,
+            output_max_message_bytes=limits.output_max_message_bytes,
+            dlq_max_message_bytes=limits.dlq_max_message_bytes,
+            output_compacted=limits.output_compacted,
             group_id=s.group_id,
             delivery=s.delivery,
             max_batch_size=s.max_batch_size,

@@ -149,7 +149,7 @@ class DeadLetter:
     value_omitted: str | None = None
 
     def without_value(self) -> DeadLetter:
-        """This dead letter without the original value (for one the broker refused as too large).
+        """This dead letter without the original value (for one too large for its topic).
 
         ``source`` still locates the original message; ``value_omitted`` says why it is gone.
         """

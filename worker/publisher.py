@@ -10,13 +10,23 @@ future. Dead letters, and an output too large for even an empty builder (``max_b
 go through the per-message ``send()``; the builder of that output's partition is sent first,
 so per-partition order holds.
 
+Nothing is sent that the broker would refuse for good (after such a refusal aiokafka's
+idempotent producer fails every later send to the partition): with the
+:class:`~worker._kafka.TopicLimits` read at start-up, before any send,
+
+* an output whose one-message record batch (:func:`one_message_batch_bytes`) is over the
+  output topic's ``max.message.bytes``, or whose input message has no key while the output
+  topic is compacted, becomes a ``publish`` dead letter (:func:`output_refusal`);
+* a dead letter over the dead-letter topic's limit goes without the original value;
+* builders never grow past the output topic's limit (``max_batch_bytes`` is at most it).
+
 Settling never gives up:
 
 * when a builder's shared future fails, each of its deliveries is sent again alone with
   ``send()`` right away (no backoff, no dead letter yet), so one refused message does not
   turn its batch-mates into dead letters; from then on it is settled as below;
-* an output the broker refuses for good (e.g. too large) becomes a dead letter with step
-  ``publish``;
+* an output the broker (or the producer, over its 1 MiB request size) still refuses for
+  good becomes a dead letter with step ``publish``;
 * a dead letter the broker refuses for good is sent again without the original value (the
   ``source`` still locates it in the input topic);
 * any other failure is retried with exponential backoff (up to 5 s between attempts) until it
@@ -33,17 +43,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.util import size_of_varint
 from aiokafka.structs import ConsumerRecord
 
-from worker._kafka import MAX_BATCH_BYTES, to_publish_error
+from worker._kafka import UNLIMITED, TopicLimits, to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
 
-__all__ = ["SOURCE_HEADER", "Delivery", "Prepared", "Publisher", "SharedBatch", "publish_letter"]
+__all__ = [
+    "SOURCE_HEADER",
+    "Delivery",
+    "Prepared",
+    "Publisher",
+    "SharedBatch",
+    "one_message_batch_bytes",
+    "output_refusal",
+    "publish_letter",
+]
 
 SOURCE_HEADER = "packflow-source"
 _MAX_BACKOFF = 5.0
 _MAX_PENDING_EVENTS = 1000
+# A v2 record batch's fixed header (base offset and length included) and, for its only
+# record, the attributes byte and the timestamp and offset deltas (0: one byte each).
+_BATCH_HEADER_BYTES = 61
+_FIRST_RECORD_FIXED_BYTES = 3
 
 
 @dataclass(slots=True, eq=False)
@@ -104,6 +129,44 @@ def publish_letter(
     return DeadLetter.of(record, type(exc).__name__, message, "publish")
 
 
+def one_message_batch_bytes(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> int:
+    """The size of a record batch holding only this message (uncompressed).
+
+    This is what aiokafka's ``BatchBuilder.size()`` gives and what the broker compares with
+    the topic's ``max.message.bytes``.
+    """
+    body = _FIRST_RECORD_FIXED_BYTES + int(DefaultRecordBatchBuilder.size_of(key, value, headers))
+    return _BATCH_HEADER_BYTES + int(size_of_varint(body)) + body
+
+
+def output_refusal(
+    record: ConsumerRecord[bytes, bytes],
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    limits: TopicLimits,
+    topic: str,
+) -> DeadLetter | None:
+    """The ``publish`` dead letter for an output that ``topic`` would refuse, else None."""
+    if limits.output_compacted and record.key is None:
+        message = (
+            f"output of {locate(record)} cannot be published: the input message has no key "
+            f"and topic {topic!r} is compacted (its cleanup.policy has compact), which "
+            "refuses records without a key"
+        )
+        return DeadLetter.of(record, "InvalidRecordError", message, "publish")
+    size = one_message_batch_bytes(record.key, value, headers)
+    limit = limits.output_max_message_bytes
+    if size > limit:
+        message = (
+            f"output of {locate(record)} is {size:,} bytes as a record batch, "
+            f"over max.message.bytes {limit:,} of topic {topic!r}"
+        )
+        return DeadLetter.of(record, "MessageSizeTooLargeError", message, "publish")
+    return None
+
+
 def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(exc)
@@ -119,6 +182,9 @@ def _headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
 
 class Publisher:
     """Sends outputs, dead letters and events with one producer; see the module docstring.
+
+    ``limits`` are the topics' limits read at start-up; ``max_batch_bytes`` (by default
+    ``limits.batch_bytes``) must be the producer's ``max_batch_size``.
 
     Counters, for observation: ``batches_sent`` (``send_batch`` calls), ``batch_fallbacks``
     (deliveries sent again alone after their batch failed) and ``publish_retries`` (sends
@@ -136,10 +202,12 @@ class Publisher:
         worker_id: str,
         backend: str,
         logger: Any,
-        max_batch_bytes: int = MAX_BATCH_BYTES,
+        limits: TopicLimits = UNLIMITED,
+        max_batch_bytes: int | None = None,
     ) -> None:
         self._producer = producer
-        self._max_batch_bytes = max_batch_bytes
+        self._limits = limits
+        self._max_batch_bytes = limits.batch_bytes if max_batch_bytes is None else max_batch_bytes
         self._output_topic = output_topic
         self._output_partitions = output_partitions
         self._dlq_topic = dlq_topic
@@ -184,13 +252,34 @@ class Publisher:
         epoch: int,
         letter: DeadLetter,
     ) -> Delivery:
-        """Queue the dead letter of ``record``."""
+        """Queue the dead letter of ``record``, without the original value when over the limit."""
         value = self._encode_letter(letter)
+        size = one_message_batch_bytes(record.key, value, _headers(record))
+        if letter.value is not None and size > self._limits.dlq_max_message_bytes:
+            letter = letter.without_value()
+            value = self._encode_letter(letter)
         future = await self._send(self._dlq_topic, value, record, None)
         return Delivery(record, tp, epoch, future, value, letter)
 
+    def vet(self, item: Prepared, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Turn ``item``'s output into a ``publish`` dead letter if the broker would refuse it."""
+        if item.letter is not None or item.value is None:
+            return
+        record = item.record
+        letter = output_refusal(
+            record,
+            item.value,
+            _headers(record) if headers is None else headers,
+            self._limits,
+            self._output_topic,
+        )
+        if letter is not None:
+            item.letter = letter
+            item.value = None
+
     async def send_prepared(self, item: Prepared, epoch: int) -> Delivery:
-        """Queue ``item``: its output, or its dead letter."""
+        """Queue ``item``: its output (vetted first, see :meth:`vet`), or its dead letter."""
+        self.vet(item)
         if item.letter is None:
             assert item.value is not None
             return await self.send_output(item.record, item.tp, epoch, item.value)
@@ -199,22 +288,24 @@ class Publisher:
     async def send_outputs(self, items: list[tuple[Prepared, int]]) -> list[Delivery]:
         """Queue the messages of one fetched batch, ``(item, epoch)`` in input order.
 
-        Outputs go in one ``send_batch`` per output partition (more when a builder fills up),
-        dead letters and outputs too large for an empty builder one by one with ``send()``;
-        see the module docstring. Returns one delivery per item, in the same order.
+        Each output is vetted first (:meth:`vet`: one the broker would refuse becomes a dead
+        letter). Outputs go in one ``send_batch`` per output partition (more when a builder
+        fills up), dead letters and outputs too large for an empty builder one by one with
+        ``send()``; see the module docstring. Returns one delivery per item, in the same order.
         """
         output_partitions = self._output_partitions
         deliveries: list[Delivery] = []
         batches: dict[int, SharedBatch] = {}
         for item, epoch in items:
             record = item.record
+            headers = _headers(record)
+            self.vet(item, headers)
             if item.letter is not None:
                 deliveries.append(await self.send_dead_letter(record, item.tp, epoch, item.letter))
                 continue
             value = item.value
             assert value is not None
             partition = record.partition % output_partitions
-            headers = _headers(record)
             batch = batches.get(partition)
             fresh = batch is None
             if batch is None:

@@ -12,8 +12,12 @@ aiokafka's batch API, dead letters one by one: :meth:`Publisher.send_outputs`), 
 offset to the transaction and commits it. A failed send or commit aborts the transaction and
 retries it whole, with backoff and with one ``send()`` per message (aiokafka may still group
 them into one batch); an output refused for good becomes a ``publish`` dead letter, a dead
-letter refused for good is sent without the original value. So a batch the broker refuses
-as a whole turns all its outputs into dead letters here, unlike in at-least-once delivery.
+letter refused for good is sent without the original value. The topic limits read at
+start-up make the broker's refusals for size or a missing key rare: as in at-least-once
+delivery, such outputs become dead letters before any send (:meth:`Publisher.vet`), dead
+letters over the dead-letter topic's limit go without the original value, and the producers'
+batches stay under the output topic's limit. A batch the broker still refuses as a whole
+turns all its outputs into dead letters here, unlike in at-least-once delivery.
 A fenced producer is fatal: another worker owns the partition and processes it again from
 the last committed transaction, so this one stops without committing.
 """
@@ -26,7 +30,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from worker._kafka import describe, make_producer, stop_bounded, to_publish_error
+from worker._kafka import (
+    UNLIMITED,
+    TopicLimits,
+    describe,
+    make_producer,
+    stop_bounded,
+    to_publish_error,
+)
 from worker.errors import KafkaFatalError
 from worker.publisher import Prepared, Publisher, publish_letter
 from worker.settings import WorkerSettings
@@ -46,7 +57,7 @@ class _RetryTransaction(Exception):
 
 
 class TransactionalPublisher:
-    """One transactional producer per assigned input partition."""
+    """One transactional producer per assigned input partition, within the topics' ``limits``."""
 
     def __init__(
         self,
@@ -55,8 +66,10 @@ class TransactionalPublisher:
         output_partitions: int,
         backend: str,
         logger: Any,
+        limits: TopicLimits = UNLIMITED,
     ) -> None:
         self._settings = settings
+        self._limits = limits
         self._output_partitions = output_partitions
         self._backend = backend
         self._log = logger
@@ -75,11 +88,14 @@ class TransactionalPublisher:
             worker_id=s.worker_id,
             backend=self._backend,
             logger=self._log,
+            limits=self._limits,
         )
 
     async def _start(self, tp: TopicPartition) -> None:
         producer = make_producer(
-            self._settings, transactional_id=transactional_id(self._settings.group_id, tp)
+            self._settings,
+            max_batch_bytes=self._limits.batch_bytes,
+            transactional_id=transactional_id(self._settings.group_id, tp),
         )
         try:
             await asyncio.wait_for(producer.start(), self._settings.startup_timeout_seconds)

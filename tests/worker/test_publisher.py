@@ -18,6 +18,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import ConsumerRecord
 
+from worker._kafka import UNLIMITED, TopicLimits
 from worker.codec import DeadLetter
 from worker.publisher import Prepared, Publisher
 
@@ -70,7 +71,10 @@ class ScriptedProducer:
 
 
 def make(
-    producer: ScriptedProducer, partitions: int = 2, max_batch_bytes: int | None = None
+    producer: ScriptedProducer,
+    partitions: int = 2,
+    max_batch_bytes: int | None = None,
+    limits: TopicLimits = UNLIMITED,
 ) -> Publisher:
     return Publisher(
         producer,  # type: ignore[arg-type]
@@ -81,6 +85,7 @@ def make(
         worker_id="w",
         backend="B",
         logger=structlog.get_logger("test"),
+        limits=limits,
         max_batch_bytes=max_batch_bytes or producer.batch_size,
     )
 

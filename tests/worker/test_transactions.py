@@ -1,4 +1,4 @@
-"""TransactionalPublisher: what a failed batch inside a transaction turns into.
+"""TransactionalPublisher: what a failed batch, or an output over the limit, turns into.
 
 The stand-in producer of ``test_publisher`` (with transaction calls recorded) tests the
 publisher's own decisions; the e2e tests run transactions against the real broker.
@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from tests.worker.test_publisher import ScriptedProducer, output, record
+from worker._kafka import TopicLimits
 from worker.settings import WorkerSettings
 from worker.transactions import TransactionalPublisher
 
@@ -62,3 +63,30 @@ async def test_a_refused_batch_in_a_transaction_is_retried_with_one_send_per_mes
         ("commit",),
     ]
     assert (txn.transactions, txn.aborts) == (1, 2)
+
+
+async def test_an_output_over_the_limit_is_a_dead_letter_in_the_first_transaction():
+    producer = TransactionalProducer()
+    settings = WorkerSettings(input_topic="in", output_topic="out", dlq_topic="dlq", backend="m:B")
+    txn = TransactionalPublisher(
+        settings,
+        output_partitions=1,
+        backend="B",
+        logger=structlog.get_logger("test"),
+        limits=TopicLimits(1000, 100_000),
+    )
+    tp = TopicPartition("in", 0)
+    txn._producers[tp] = producer  # type: ignore[assignment]
+    items = [output(record(0, 0)), output(record(0, 1), b"x" * 1000), output(record(0, 2))]
+
+    assert await txn.publish(tp, items)
+
+    assert [None if i.letter is None else i.letter.step for i in items] == [None, "publish", None]
+    assert producer.calls == [
+        ("begin",),
+        ("send", "dlq", None, b"k0-1"),
+        ("batch", "out", 0, [b"k0-0", b"k0-2"]),
+        ("offsets", {tp: 3}),
+        ("commit",),
+    ]
+    assert (txn.transactions, txn.aborts) == (1, 0)
