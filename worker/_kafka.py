@@ -97,8 +97,12 @@ class TopicLimits:
 
     @property
     def batch_bytes(self) -> int:
-        """The producer's ``max_batch_size``: a full batch is never over the output limit."""
-        return min(MAX_BATCH_BYTES, self.output_max_message_bytes)
+        """The producer's ``max_batch_size``: no batch of several messages is over a limit.
+
+        One producer sends outputs and dead letters (aiokafka groups ``send()`` calls into
+        batches of up to this size), so it is under both topics' limits.
+        """
+        return min(MAX_BATCH_BYTES, self.output_max_message_bytes, self.dlq_max_message_bytes)
 
 
 UNLIMITED = TopicLimits(2**31 - 1, 2**31 - 1)
@@ -200,7 +204,8 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
             await asyncio.wait_for(admin.start(), max(deadline - loop.time(), 0.1))
             started = True
             configs = await asyncio.wait_for(
-                _describe_topics(admin, [output, dlq]), max(deadline - loop.time(), 0.1)
+                _describe_topics(admin, list(dict.fromkeys([output, dlq]))),
+                max(deadline - loop.time(), 0.1),
             )
             break
         except (TimeoutError, KafkaError) as exc:

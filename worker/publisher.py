@@ -18,7 +18,9 @@ idempotent producer fails every later send to the partition): with the
   output topic's ``max.message.bytes``, or whose input message has no key while the output
   topic is compacted, becomes a ``publish`` dead letter (:func:`output_refusal`);
 * a dead letter over the dead-letter topic's limit goes without the original value;
-* builders never grow past the output topic's limit (``max_batch_bytes`` is at most it).
+* batches of several messages (builders, and aiokafka's grouping of ``send()`` calls) never
+  grow past either limit (``max_batch_bytes``, the producer's ``max_batch_size``, is at most
+  both).
 
 Settling never gives up:
 

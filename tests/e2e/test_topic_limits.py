@@ -38,7 +38,7 @@ def padded(topic: str, offset: int, key: bytes, size: int) -> bytes:
     raise AssertionError(f"no pad gives {size} bytes")
 
 
-async def limited_topics(create_topic, *, output, dlq=None):
+async def limited_topics(create_topic, *, output=None, dlq=None):
     return {
         "input_topic": await create_topic(1, prefix="in"),
         "output_topic": await create_topic(1, prefix="out", config=output),
@@ -173,3 +173,24 @@ async def test_the_limits_are_read_at_start_up_and_a_missing_topic_is_a_startup_
     assert str(caught.value).startswith(
         "topic 'no-such-topic-for-limits' is not available: UnknownTopicOrPartitionError"
     )
+
+
+async def test_dead_letters_under_the_dlq_limit_that_together_exceed_it_all_arrive(
+    kafka_bootstrap, create_topic, worker_settings
+):
+    names = await limited_topics(create_topic, output={}, dlq={"max.message.bytes": str(LIMIT)})
+    values = [orjson.dumps({"id": i, "poison": i % 2 == 1, "junk": "y" * 900}) for i in range(8)]
+    await produce(kafka_bootstrap, names["input_topic"], [(b"k", v) for v in values])
+    settings = worker_settings(**names)
+    async with running_worker(settings, Poison()) as worker:
+        outputs = await consume(kafka_bootstrap, names["output_topic"], 4, within=30)
+        letters = await consume(kafka_bootstrap, names["dlq_topic"], 4, within=30, settle=0.5)
+        await wait_for(lambda: worker.budget.empty, 20, "the batch to settle")
+        publisher = worker._publisher
+        assert publisher is not None
+    assert [orjson.loads(o.value)["id"] for o in outputs] == [0, 2, 4, 6]
+    bodies = [orjson.loads(x.value) for x in letters]
+    assert [b["source"]["offset"] for b in bodies] == [1, 3, 5, 7]
+    assert [b["value"] and base64.b64decode(b["value"]) for b in bodies] == values[1::2]
+    assert await committed(kafka_bootstrap, settings.group_id, names["input_topic"], 1) == {0: 8}
+    assert publisher.publish_retries == 0

@@ -30,9 +30,10 @@ def test_the_one_message_batch_size_is_what_aiokafkas_builder_measures(key, valu
     assert len(builder._build()) == builder.size()
 
 
-def test_the_batch_size_is_the_output_limit_when_smaller():
-    assert TopicLimits(3000, 1000).batch_bytes == 3000
-    assert TopicLimits(10 * MAX_BATCH_BYTES, 1000).batch_bytes == MAX_BATCH_BYTES
+def test_the_batch_size_is_the_smallest_topic_limit_when_under_the_default():
+    assert TopicLimits(3000, 100_000).batch_bytes == 3000
+    assert TopicLimits(3000, 1000).batch_bytes == 1000
+    assert TopicLimits(10 * MAX_BATCH_BYTES, 10 * MAX_BATCH_BYTES).batch_bytes == MAX_BATCH_BYTES
     assert UNLIMITED.batch_bytes == MAX_BATCH_BYTES
 
 
