@@ -17,7 +17,8 @@ idempotent producer fails every later send to the partition): with the
 * an output whose one-message record batch (:func:`one_message_batch_bytes`) is over the
   output topic's ``max.message.bytes``, or whose input message has no key while the output
   topic is compacted, becomes a ``publish`` dead letter (:func:`output_refusal`);
-* a dead letter over the dead-letter topic's limit goes without the original value;
+* a dead letter over the dead-letter topic's limit goes without the original value, and
+  with its error message cut if it is still over (:func:`fit_dead_letter`);
 * batches of several messages (builders, and aiokafka's grouping of ``send()`` calls) never
   grow past either limit (``max_batch_bytes``, the producer's ``max_batch_size``, is at most
   both).
@@ -41,6 +42,8 @@ input partition map to one output partition, so per-key and per-input-partition 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +62,7 @@ __all__ = [
     "Prepared",
     "Publisher",
     "SharedBatch",
+    "fit_dead_letter",
     "one_message_batch_bytes",
     "output_refusal",
     "publish_letter",
@@ -169,6 +173,34 @@ def output_refusal(
     return None
 
 
+def fit_dead_letter(
+    letter: DeadLetter,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+    limit: int,
+    encode: Callable[[DeadLetter], bytes],
+) -> tuple[DeadLetter, bytes]:
+    """``letter`` and its encoding, made to fit a topic whose ``max.message.bytes`` is ``limit``.
+
+    Over the limit, the original value is left out (:meth:`DeadLetter.without_value`); still
+    over it, the end of the error message is cut. Key, headers and ``source`` are kept.
+    """
+    value = encode(letter)
+    size = one_message_batch_bytes(key, value, headers)
+    if size > limit and letter.value is not None:
+        letter = letter.without_value()
+        value = encode(letter)
+        size = one_message_batch_bytes(key, value, headers)
+    note = f" [cut to fit max.message.bytes {limit:,}]"
+    text = letter.message
+    while size > limit and text:
+        text = text[: max(0, len(text) - (size - limit) - len(note))]
+        letter = dataclasses.replace(letter, message=text + note)
+        value = encode(letter)
+        size = one_message_batch_bytes(key, value, headers)
+    return letter, value
+
+
 def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(exc)
@@ -254,12 +286,14 @@ class Publisher:
         epoch: int,
         letter: DeadLetter,
     ) -> Delivery:
-        """Queue the dead letter of ``record``, without the original value when over the limit."""
-        value = self._encode_letter(letter)
-        size = one_message_batch_bytes(record.key, value, _headers(record))
-        if letter.value is not None and size > self._limits.dlq_max_message_bytes:
-            letter = letter.without_value()
-            value = self._encode_letter(letter)
+        """Queue the dead letter of ``record``, made to fit the topic (:func:`fit_dead_letter`)."""
+        letter, value = fit_dead_letter(
+            letter,
+            record.key,
+            _headers(record),
+            self._limits.dlq_max_message_bytes,
+            self._encode_letter,
+        )
         future = await self._send(self._dlq_topic, value, record, None)
         return Delivery(record, tp, epoch, future, value, letter)
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tests.worker.test_publisher import ScriptedProducer, letter, make, output, record
 from worker._kafka import MAX_BATCH_BYTES, UNLIMITED, TopicLimits
-from worker.codec import DeadLetter
-from worker.publisher import Prepared, one_message_batch_bytes, output_refusal
+from worker.codec import DeadLetter, encode_dead_letter
+from worker.publisher import Prepared, fit_dead_letter, one_message_batch_bytes, output_refusal
 
 blobs = st.one_of(st.none(), st.binary(max_size=20000))
 headers = st.lists(st.tuples(st.text(max_size=200), st.binary(max_size=300)), max_size=4)
@@ -130,3 +130,28 @@ async def test_send_prepared_vets_the_output_too():
     delivery = await publisher.send_prepared(item, 0)
     assert delivery.is_dead_letter
     assert producer.calls == [("send", "dlq", None, None)]
+
+
+def encode(letter: DeadLetter) -> bytes:
+    return encode_dead_letter(letter, worker_id="w", backend="B")
+
+
+@given(message=st.text(max_size=3000), value=st.binary(max_size=3000))
+def test_a_dead_letter_is_made_to_fit_value_first_then_message(message, value):
+    letter = DeadLetter("ValueError", message, "execute", "in", 0, 4, 1000, value)
+    hdrs = [("packflow-source", b"in/0/4")]
+    limit = 1000
+    fitted, encoded = fit_dead_letter(letter, b"key", hdrs, limit, encode)
+    assert encoded == encode(fitted)
+    size = one_message_batch_bytes(b"key", encoded, hdrs)
+    assert size <= limit
+    if one_message_batch_bytes(b"key", encode(letter), hdrs) <= limit:
+        assert fitted == letter
+    elif one_message_batch_bytes(b"key", encode(letter.without_value()), hdrs) <= limit:
+        assert fitted == letter.without_value()
+    else:
+        note = " [cut to fit max.message.bytes 1,000]"
+        assert fitted.value is None
+        assert fitted.message.endswith(note)
+        assert message.startswith(fitted.message.removesuffix(note))
+        assert (fitted.error_type, fitted.offset) == ("ValueError", 4)
