@@ -16,7 +16,7 @@ letter refused for good is sent without the original value. The topic limits rea
 start-up make the broker's refusals for size or a missing key rare: as in at-least-once
 delivery, such outputs become dead letters before any send (:meth:`Publisher.vet`), dead
 letters over the dead-letter topic's limit go without the original value, and the producers'
-batches stay under the output topic's limit. A batch the broker still refuses as a whole
+batches stay under both topics' limits. A batch the broker still refuses as a whole
 turns all its outputs into dead letters here, unlike in at-least-once delivery.
 A fenced producer is fatal: another worker owns the partition and processes it again from
 the last committed transaction, so this one stops without committing.
