@@ -77,6 +77,7 @@ class _Item:
 @dataclass(slots=True)
 class _Batch:
     deliveries: list[Delivery]
+    rows: list[int]  # output rows of each delivery, should it be published as an output
     nbytes: int
     stats: BatchStats
 
@@ -417,7 +418,6 @@ class Worker:
                     message = f"{locate(record)}: {exc}"
                     letter = DeadLetter.of(record, type(exc).__name__, message, "publish")
                 else:
-                    stats.records_out += len(result)
                     prepared.append(Prepared(record, item.tp, value, None, len(result)))
                     continue
             prepared.append(Prepared(record, item.tp, None, letter))
@@ -427,7 +427,8 @@ class Worker:
         pairs = [(p, item.epoch) for p, item in zip(prepared, items, strict=True)]
         deliveries = await self._publisher.send_outputs(pairs)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
-        await self._queue.put(_Batch(deliveries, nbytes, stats))
+        rows = [p.rows for p in prepared]
+        await self._queue.put(_Batch(deliveries, rows, nbytes, stats))
 
     async def _publish_transactions(
         self,
@@ -486,12 +487,13 @@ class Worker:
             if batch is None:
                 return
             stats = batch.stats
-            for delivery in batch.deliveries:
+            for delivery, rows in zip(batch.deliveries, batch.rows, strict=True):
                 delivery = await self._publisher.settle(delivery)
                 if delivery.is_dead_letter:
                     stats.dead_letters += 1
                 else:
                     stats.outputs += 1
+                    stats.records_out += rows
                 self._tracker.ack(delivery.tp, delivery.record.offset, delivery.epoch)
             self._commit_wanted.set()
             records = [d.record for d in batch.deliveries]

@@ -105,6 +105,8 @@ async def test_an_output_over_the_limit_is_one_dead_letter_and_the_partition_goe
     assert second["value"] is None
     assert "too large" in second["value_omitted"]
     assert publisher.batch_fallbacks == publisher.publish_retries == 0
+    counts = [(m["outputs"], m["records_out"], m["dead_letters"]) for m in worker.recent_metrics]
+    assert tuple(map(sum, zip(*counts, strict=True))) == (4, 4, 2)
 
 
 async def test_a_keyless_message_on_a_compacted_output_topic_is_a_dead_letter(
