@@ -188,7 +188,8 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
     """Read the output and dead-letter topics' limits with the admin client within ``seconds``.
 
     Connection failures are retried until then; any failure is a :class:`StartupError`
-    naming the bootstrap address or the topic.
+    naming the bootstrap address or the topic. So is a compacted dead-letter topic: it would
+    lose dead letters.
     """
     output, dlq = settings.output_topic, settings.dlq_topic
     bootstrap = settings.bootstrap_servers
@@ -225,6 +226,13 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
             await _close_admin(admin)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
+    if "compact" in _config(configs, dlq, _CLEANUP_POLICY).split(","):
+        raise StartupError(
+            f"dead-letter topic {dlq!r} is compacted (cleanup.policy "
+            f"{_config(configs, dlq, _CLEANUP_POLICY)!r}): compaction would drop dead letters "
+            "that share a key, and the broker refuses those of keyless messages; use "
+            "cleanup.policy=delete"
+        )
     return TopicLimits(
         output_max_message_bytes=_int_config(configs, output, _MAX_MESSAGE_BYTES),
         dlq_max_message_bytes=_int_config(configs, dlq, _MAX_MESSAGE_BYTES),

@@ -175,6 +175,14 @@ async def test_the_limits_are_read_at_start_up_and_a_missing_topic_is_a_startup_
     assert str(caught.value).startswith(
         "topic 'no-such-topic-for-limits' is not available: UnknownTopicOrPartitionError"
     )
+    compacted_dlq = await limited_topics(create_topic, dlq={"cleanup.policy": "compact"})
+    with pytest.raises(StartupError) as caught:
+        await topic_limits(worker_settings(**compacted_dlq), 10)
+    assert str(caught.value) == (
+        f"dead-letter topic {compacted_dlq['dlq_topic']!r} is compacted (cleanup.policy "
+        "'compact'): compaction would drop dead letters that share a key, and the broker "
+        "refuses those of keyless messages; use cleanup.policy=delete"
+    )
 
 
 async def test_dead_letters_under_the_dlq_limit_that_together_exceed_it_all_arrive(
