@@ -90,15 +90,25 @@ def worker_settings(kafka_bootstrap: str) -> Callable[..., WorkerSettings]:
 async def topics(
     create_topic: Callable[..., Awaitable[str]],
 ) -> Callable[..., Awaitable[dict[str, str]]]:
-    """``await topics(partitions=1, metrics=False)`` -> names for input/output/dlq(/metrics)."""
+    """``await topics(partitions=1, metrics=False)`` -> names for input/output/dlq(/metrics).
+
+    ``output_config`` / ``dlq_config`` are topic configs for the output / dead-letter topic.
+    """
 
     async def make(
-        partitions: int = 1, *, output_partitions: int | None = None, metrics: bool = False
+        partitions: int = 1,
+        *,
+        output_partitions: int | None = None,
+        metrics: bool = False,
+        output_config: dict[str, str] | None = None,
+        dlq_config: dict[str, str] | None = None,
     ) -> dict[str, str]:
         names = {
             "input_topic": await create_topic(partitions, prefix="in"),
-            "output_topic": await create_topic(output_partitions or partitions, prefix="out"),
-            "dlq_topic": await create_topic(1, prefix="dlq"),
+            "output_topic": await create_topic(
+                output_partitions or partitions, prefix="out", config=output_config
+            ),
+            "dlq_topic": await create_topic(1, prefix="dlq", config=dlq_config),
         }
         if metrics:
             names["metrics_topic"] = await create_topic(1, prefix="metrics")

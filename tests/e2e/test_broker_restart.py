@@ -6,7 +6,6 @@ import asyncio
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_local import LocalKafka  # on sys.path through tests/conftest.py
 
 from tests.e2e.conftest import Slow, consume, produce, running_worker, wait_for
@@ -14,24 +13,25 @@ from tests.e2e.conftest import Slow, consume, produce, running_worker, wait_for
 pytestmark = pytest.mark.kafka
 
 
-async def _create_topics(bootstrap: str, names: dict[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 2, 1) for name in names.values()])
-    finally:
-        await admin.close()
-
-
-async def test_a_broker_restart_mid_stream_loses_no_message(tmp_path, worker_settings):
+async def test_a_broker_restart_mid_stream_loses_no_message(
+    tmp_path, worker_settings, create_topic_on
+):
     broker = LocalKafka(tmp_path / "broker")
     bootstrap = await asyncio.to_thread(broker.start)
     try:
-        names = {"input_topic": "in", "output_topic": "out", "dlq_topic": "dlq"}
-        await _create_topics(bootstrap, names)
+        names = {
+            name: await create_topic_on(bootstrap, 2, prefix=prefix)
+            for name, prefix in (
+                ("input_topic", "in"),
+                ("output_topic", "out"),
+                ("dlq_topic", "dlq"),
+            )
+        }
         total = 5000
         await produce(
-            bootstrap, "in", [(f"k{i}".encode(), orjson.dumps({"id": i})) for i in range(total)]
+            bootstrap,
+            names["input_topic"],
+            [(f"k{i}".encode(), orjson.dumps({"id": i})) for i in range(total)],
         )
         backend = Slow()
         backend.sleep_s = 0.05
@@ -44,7 +44,7 @@ async def test_a_broker_restart_mid_stream_loses_no_message(tmp_path, worker_set
             restarted = await asyncio.to_thread(broker.start)
             assert done_while_up < total, "the restart did not land mid-stream"
             assert restarted == bootstrap, "the broker came back on another port"
-            outputs = await consume(bootstrap, "out", total, within=120)
+            outputs = await consume(bootstrap, names["output_topic"], total, within=120)
             await wait_for(lambda: worker.budget.empty, 60, "the last acknowledgements")
         ids = {orjson.loads(o.value)["id"] for o in outputs}
         assert ids == set(range(total))

@@ -12,9 +12,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
-from tests.e2e._process import WorkerProcess, worker_env
+from tests.e2e._process import BACKEND, WorkerProcess, worker_env
 from tests.e2e.conftest import Poison, committed, consume, produce, running_worker, wait_for
-from tests.e2e.test_subprocess import BACKEND
 from worker.transactions import Prepared, TransactionalPublisher
 
 pytestmark = pytest.mark.kafka

@@ -38,18 +38,10 @@ def padded(topic: str, offset: int, key: bytes, size: int) -> bytes:
     raise AssertionError(f"no pad gives {size} bytes")
 
 
-async def limited_topics(create_topic, *, output=None, dlq=None):
-    return {
-        "input_topic": await create_topic(1, prefix="in"),
-        "output_topic": await create_topic(1, prefix="out", config=output),
-        "dlq_topic": await create_topic(1, prefix="dlq", config=dlq),
-    }
-
-
 async def test_outputs_under_the_limit_that_together_exceed_it_publish_in_order_without_fallback(
-    kafka_bootstrap, create_topic, worker_settings
+    kafka_bootstrap, topics, worker_settings
 ):
-    names = await limited_topics(create_topic, output={"max.message.bytes": str(LIMIT)})
+    names = await topics(output_config={"max.message.bytes": str(LIMIT)})
     pads = [0, 2000, 2000, 0, 1000, 1000]
     values = [orjson.dumps({"id": i, "pad": pad}) for i, pad in enumerate(pads)]
     await produce(kafka_bootstrap, names["input_topic"], [(b"k", v) for v in values])
@@ -68,10 +60,10 @@ async def test_outputs_under_the_limit_that_together_exceed_it_publish_in_order_
 
 
 async def test_an_output_over_the_limit_is_one_dead_letter_and_the_partition_goes_on(
-    kafka_bootstrap, create_topic, worker_settings
+    kafka_bootstrap, topics, worker_settings
 ):
     limit = {"max.message.bytes": str(LIMIT)}
-    names = await limited_topics(create_topic, output=limit, dlq=limit)
+    names = await topics(output_config=limit, dlq_config=limit)
     topic = names["input_topic"]
     values = [
         orjson.dumps({"id": 0}),
@@ -110,9 +102,9 @@ async def test_an_output_over_the_limit_is_one_dead_letter_and_the_partition_goe
 
 
 async def test_a_keyless_message_on_a_compacted_output_topic_is_a_dead_letter(
-    kafka_bootstrap, create_topic, worker_settings
+    kafka_bootstrap, topics, worker_settings
 ):
-    names = await limited_topics(create_topic, output={"cleanup.policy": "compact"})
+    names = await topics(output_config={"cleanup.policy": "compact"})
     keys = [b"a", None, b"c"]
     values = [orjson.dumps({"id": i}) for i in range(3)]
     await produce(kafka_bootstrap, names["input_topic"], list(zip(keys, values, strict=True)))
@@ -132,9 +124,9 @@ async def test_a_keyless_message_on_a_compacted_output_topic_is_a_dead_letter(
 
 
 async def test_exactly_once_an_output_over_the_limit_is_a_dead_letter_without_an_abort(
-    kafka_bootstrap, create_topic, worker_settings
+    kafka_bootstrap, topics, worker_settings
 ):
-    names = await limited_topics(create_topic, output={"max.message.bytes": str(LIMIT)})
+    names = await topics(output_config={"max.message.bytes": str(LIMIT)})
     topic = names["input_topic"]
     values = [orjson.dumps({"id": 0}), padded(topic, 1, b"k", LIMIT + 1), orjson.dumps({"id": 2})]
     await produce(kafka_bootstrap, topic, [(b"k", v) for v in values])
@@ -161,10 +153,10 @@ async def test_exactly_once_an_output_over_the_limit_is_a_dead_letter_without_an
 
 
 async def test_the_limits_are_read_at_start_up_and_a_missing_topic_is_a_startup_error(
-    create_topic, worker_settings
+    topics, worker_settings
 ):
     config = {"max.message.bytes": str(LIMIT), "cleanup.policy": "compact,delete"}
-    names = await limited_topics(create_topic, output=config)
+    names = await topics(output_config=config)
     limits = await topic_limits(worker_settings(**names), 10)
     assert (limits.output_max_message_bytes, limits.output_compacted) == (LIMIT, True)
     assert limits.dlq_max_message_bytes > 1_000_000  # the broker's default
@@ -175,7 +167,7 @@ async def test_the_limits_are_read_at_start_up_and_a_missing_topic_is_a_startup_
     assert str(caught.value).startswith(
         "topic 'no-such-topic-for-limits' is not available: UnknownTopicOrPartitionError"
     )
-    compacted_dlq = await limited_topics(create_topic, dlq={"cleanup.policy": "compact"})
+    compacted_dlq = await topics(dlq_config={"cleanup.policy": "compact"})
     with pytest.raises(StartupError) as caught:
         await topic_limits(worker_settings(**compacted_dlq), 10)
     assert str(caught.value) == (
@@ -186,9 +178,9 @@ async def test_the_limits_are_read_at_start_up_and_a_missing_topic_is_a_startup_
 
 
 async def test_dead_letters_under_the_dlq_limit_that_together_exceed_it_all_arrive(
-    kafka_bootstrap, create_topic, worker_settings
+    kafka_bootstrap, topics, worker_settings
 ):
-    names = await limited_topics(create_topic, output={}, dlq={"max.message.bytes": str(LIMIT)})
+    names = await topics(dlq_config={"max.message.bytes": str(LIMIT)})
     values = [orjson.dumps({"id": i, "poison": i % 2 == 1, "junk": "y" * 900}) for i in range(8)]
     await produce(kafka_bootstrap, names["input_topic"], [(b"k", v) for v in values])
     settings = worker_settings(**names)
