@@ -24,10 +24,6 @@
     Same as ``create_topic`` on a broker of your own (e.g. a ``LocalKafka`` a restart
     test starts): ``await create_topic_on(bootstrap, partitions=1, *, prefix=None,
     config=None) -> str``.
-
-``kafka_admin`` (function scope)
-    A synchronous ``KafkaAdmin`` helper for non-async tests: ``create_topic(...)`` as
-    above and ``describe_topic(name)``.
 """
 
 from __future__ import annotations
@@ -42,9 +38,9 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import pytest
 from hypothesis import settings
@@ -62,7 +58,6 @@ BOOTSTRAP_ENV = "PACKFLOW_TEST_BOOTSTRAP_SERVERS"
 MODE_ENV = "PACKFLOW_TEST_KAFKA"
 TOPIC_READY_TIMEOUT = 30.0
 STATE_DIR_PREFIX = "packflow-test-kafka-"
-T = TypeVar("T")
 _FIX = (
     "Fix: install a JDK 17+ (and Maven for the first run, which downloads the broker jars "
     f"into .kafka/libs), or start a broker yourself (scripts/kafka start) and set {BOOTSTRAP_ENV}"
@@ -82,7 +77,7 @@ class CreateTopic(Protocol):
     ) -> Awaitable[str]: ...
 
 
-KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "create_topic", "create_topic_on", "kafka_admin"})
+KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "create_topic", "create_topic_on"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -278,52 +273,3 @@ def create_topic_on(request: pytest.FixtureRequest) -> CreateTopicOn:
         return name
 
     return create
-
-
-class KafkaAdmin:
-    """Synchronous topic helpers for tests that do not run an event loop."""
-
-    def __init__(self, bootstrap: str, test_name: str) -> None:
-        self.bootstrap = bootstrap
-        self._test_name = test_name
-
-    def create_topic(
-        self,
-        partitions: int = 1,
-        *,
-        prefix: str | None = None,
-        config: dict[str, str] | None = None,
-    ) -> str:
-        """Create a unique topic and wait for its leaders; return its name."""
-        name = topic_name(prefix or self._test_name)
-        _run_sync(lambda: create_kafka_topic(self.bootstrap, name, partitions, config))
-        return name
-
-    def describe_topic(self, name: str) -> dict[str, Any]:
-        """Return the admin client's metadata dict for ``name``."""
-
-        async def describe() -> dict[str, Any]:
-            from aiokafka.admin import AIOKafkaAdminClient
-
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-            await admin.start()
-            try:
-                topics = await admin.describe_topics([name])
-            finally:
-                await admin.close()
-            return dict(next(t for t in topics if t["topic"] == name))
-
-        return _run_sync(describe)
-
-
-def _run_sync(make: Callable[[], Awaitable[T]]) -> T:
-    async def run() -> T:
-        return await make()
-
-    return asyncio.run(run())
-
-
-@pytest.fixture
-def kafka_admin(kafka_bootstrap: str, request: pytest.FixtureRequest) -> KafkaAdmin:
-    """Synchronous admin helper bound to ``kafka_bootstrap`` (see module doc)."""
-    return KafkaAdmin(kafka_bootstrap, request.node.name)

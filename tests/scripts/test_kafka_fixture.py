@@ -284,15 +284,6 @@ def test_bootstrap_env_var_is_used_instead_of_starting_a_broker(
     assert "1 passed" in result.stdout
 
 
-def test_sync_kafka_admin_creates_and_describes_topics(kafka_admin: Any) -> None:
-    name = kafka_admin.create_topic(4, config={"cleanup.policy": "compact"})
-    assert name.startswith("test_sync_kafka_admin_creates_and_describes_topics-")
-    info = kafka_admin.describe_topic(name)
-    assert info["error_code"] == 0
-    assert sorted(p["partition"] for p in info["partitions"]) == [0, 1, 2, 3]
-    assert all(p["leader"] >= 0 for p in info["partitions"])
-
-
 async def test_create_topic_rejects_zero_partitions_naming_the_topic(
     create_topic: CreateTopic,
 ) -> None:
