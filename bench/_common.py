@@ -177,18 +177,9 @@ async def produce_at_rate(
 _PARTITION_COUNTS: dict[str, int] = {}
 
 
-async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+def partitions(topic: str) -> list[TopicPartition]:
     """The partitions of ``topic``, a topic that :func:`create_topic` made."""
     return [TopicPartition(topic, p) for p in range(_PARTITION_COUNTS[topic])]
-
-
-async def end_offsets_total(consumer: AIOKafkaConsumer, topic: str) -> int:
-    """The number of messages in ``topic`` (sum of its partitions' end offsets)."""
-    tps = await partitions(consumer, topic)
-    if not tps:
-        return 0
-    ends = await consumer.end_offsets(tps)
-    return sum(ends.values())
 
 
 async def wait_for_messages(
@@ -208,11 +199,9 @@ async def wait_for_messages(
     await consumer.start()
     try:
         deadline = time.monotonic() + deadline_s
-        total = 0
+        tps = [tp for topic in topics for tp in partitions(topic)]
         while True:
-            total = 0
-            for topic in topics:
-                total += await end_offsets_total(consumer, topic)
+            total = sum((await consumer.end_offsets(tps)).values()) if tps else 0
             if total >= expected:
                 return total
             if alive is not None and not alive():
@@ -239,7 +228,7 @@ async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[
     )
     await consumer.start()
     try:
-        tps = await partitions(consumer, topic)
+        tps = partitions(topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -333,7 +322,6 @@ class WorkerRun:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
 
     def start(self) -> None:
         """Start the worker (``--health-port 0``); its stdout and stderr go to ``log_path``."""
@@ -367,7 +355,6 @@ class WorkerRun:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        self.started_at = time.time()
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the worker has used so far (from /proc/<pid>/stat)."""

@@ -101,10 +101,14 @@ async def measure_process(
     proc_alive: Any,
     output_topic: str,
     expected: int,
-    inputs: dict[tuple[int, int], int],
     extra_topics: tuple[str, ...] = (),
+    *,
+    with_sources: bool = False,
 ) -> tuple[dict[str, Any], TopicDump]:
-    """Wait until ``expected`` messages are out, then read and summarise the outputs."""
+    """Wait until ``expected`` messages are out, then read and summarise the outputs.
+
+    ``with_sources`` also reads each output's source header (for latencies).
+    """
     t0 = time.monotonic()
     await wait_for_messages(
         bootstrap,
@@ -114,16 +118,12 @@ async def measure_process(
         alive=proc_alive,
     )
     wall = time.monotonic() - t0
-    dump = await read_topic(bootstrap, output_topic, with_sources=True)
+    dump = await read_topic(bootstrap, output_topic, with_sources=with_sources)
     result: dict[str, Any] = {
         "outputs": len(dump.timestamps),
         "records_per_s": round(throughput(dump.timestamps)),
         "wall_s_incl_startup": round(wall, 2),
     }
-    if name == "worker":
-        # Output minus input timestamp of a backlog: mostly time spent waiting in the backlog
-        # since it was produced. The latency run (phase 3) measures a caught-up worker.
-        result["latency_under_backlog"] = latencies(inputs, dump)
     log(f"{name}: {result['records_per_s']:,} records/s ({result['outputs']:,} outputs)")
     return result, dump
 
@@ -157,9 +157,12 @@ async def run_worker_backlog(
     log("phase 1: packflow-worker drains the backlog ...")
     worker.start()
     try:
-        result, _ = await measure_process(
-            "worker", bootstrap, worker.alive, out, args.records, inputs, (dlq,)
+        result, dump = await measure_process(
+            "worker", bootstrap, worker.alive, out, args.records, (dlq,), with_sources=True
         )
+        # Output minus input timestamp of a backlog: mostly time spent waiting in the backlog
+        # since it was produced. The latency run (phase 3) measures a caught-up worker.
+        result["latency_under_backlog"] = latencies(inputs, dump)
     except (TimeoutError, RuntimeError) as exc:
         raise RuntimeError(f"worker phase failed: {exc}\n{worker.log_tail()}") from exc
     finally:
@@ -203,7 +206,7 @@ def start_bare_pipe(
 
 
 async def run_bare_pipe(
-    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str, inputs: Any
+    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str
 ) -> dict[str, Any]:
     """Phase 2: the bare aiokafka pipe drains the same backlog."""
     out = f"bench-{rid}-out-bare"
@@ -212,7 +215,7 @@ async def run_bare_pipe(
     proc = start_bare_pipe(bootstrap, args, rid, input_topic, out)
     try:
         result, _ = await measure_process(
-            "bare pipe", bootstrap, lambda: proc.poll() in (None, 0), out, args.records, inputs
+            "bare pipe", bootstrap, lambda: proc.poll() in (None, 0), out, args.records
         )
     finally:
         if proc.poll() is None:
@@ -337,7 +340,7 @@ def start_quix(
 
 
 async def run_quix(
-    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str, inputs: Any
+    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str
 ) -> dict[str, Any]:
     """Phase 4: Quix Streams drains the same backlog (reference only)."""
     try:
@@ -352,7 +355,7 @@ async def run_quix(
     proc = start_quix(python, bootstrap, rid, input_topic, out, log_path)
     try:
         result, _ = await measure_process(
-            "quix streams", bootstrap, lambda: proc.poll() is None, out, args.records, inputs
+            "quix streams", bootstrap, lambda: proc.poll() is None, out, args.records
         )
     except (TimeoutError, RuntimeError) as exc:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
@@ -396,7 +399,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
         if "worker" in args.phases:
             result["worker"] = await run_worker_backlog(bootstrap, args, rid, input_topic, inputs)
         if "bare" in args.phases:
-            result["bare_aiokafka"] = await run_bare_pipe(bootstrap, args, rid, input_topic, inputs)
+            result["bare_aiokafka"] = await run_bare_pipe(bootstrap, args, rid, input_topic)
         if "worker" in result and "bare_aiokafka" in result:
             ratio = result["worker"]["records_per_s"] / result["bare_aiokafka"]["records_per_s"]
             result["worker_over_bare"] = round(ratio, 3)
@@ -405,7 +408,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
             rate = args.latency_rate or result["worker"]["records_per_s"] / 2
             result["latency_run"] = await run_latency(bootstrap, args, rid, rate)
         if "quix" in args.phases:
-            result["quix_streams"] = await run_quix(bootstrap, args, rid, input_topic, inputs)
+            result["quix_streams"] = await run_quix(bootstrap, args, rid, input_topic)
     finally:
         await delete_topics(bootstrap, [input_topic])
     return result
