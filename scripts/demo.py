@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import os
@@ -244,33 +245,34 @@ class WorkerProcess:
         tail = self.stderr[-lines:] or ["(nothing on stderr)"]
         return "\n".join("    " + line for line in tail)
 
+    async def _stop(self, wait_seconds: float) -> bool:
+        """SIGTERM the worker and wait; SIGKILL it past ``wait_seconds``. True if killed."""
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), wait_seconds)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+            return True
+        return False
+
     async def terminate(self, wait_seconds: float) -> int:
         """SIGTERM the worker and wait for it; SIGKILL it if it outlives ``wait_seconds``."""
         assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), wait_seconds)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-                raise DemoError(
-                    f"packflow-worker did not stop within {wait_seconds:.0f} s of SIGTERM (killed)"
-                ) from None
+        if await self._stop(wait_seconds):
+            raise DemoError(
+                f"packflow-worker did not stop within {wait_seconds:.0f} s of SIGTERM (killed)"
+            )
         await asyncio.gather(*self._readers, return_exceptions=True)
         return self.proc.returncode if self.proc.returncode is not None else -1
 
     async def close(self) -> None:
         """Stop the worker however things went (idempotent); used on errors and Ctrl-C."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
+        await self._stop(10)
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
@@ -518,9 +520,7 @@ async def run_demo(
         )
         inputs = sample_inputs(project)
         result.inputs = await produce(bootstrap, topics.input, inputs)
-        counts: dict[str, int] = {}
-        for item in inputs:
-            counts[item.case] = counts.get(item.case, 0) + 1
+        counts = collections.Counter(item.case for item in inputs)
         step(
             f"Produced {len(inputs)} messages to {topics.input}: "
             + ", ".join(f"{n} {case}" for case, n in counts.items())
@@ -537,7 +537,6 @@ async def run_demo(
             raise DemoError("unexpected results:\n  " + "\n  ".join(wrong))
         step("Stopping the worker with SIGTERM ...")
         result.worker_exit_code = await worker.terminate(wait_seconds=30)
-        result.worker_events = worker.events
         if result.worker_exit_code != 0:
             raise DemoError(
                 f"packflow-worker exited with code {result.worker_exit_code} after SIGTERM "
