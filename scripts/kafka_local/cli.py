@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     if not broker.log_file.is_file():
         raise KafkaLocalError(f"no broker log yet at {broker.log_file}")
     lines = broker.log_file.read_text(errors="replace").splitlines()
-    sys.stdout.write("".join(line + "\n" for line in lines[-max(args.lines, 0) :]))
+    sys.stdout.write("".join(line + "\n" for line in lines[len(lines) - max(args.lines, 0) :]))
     return 0
 
 

@@ -54,6 +54,8 @@ def test_lifecycle_start_status_logs_stop_without_maven_once_jars_are_cached(
         logs = run_cli("--state-dir", state, "logs", "-n", "5", env=env)
         assert logs.returncode == 0
         assert len(logs.stdout.splitlines()) == 5
+        no_lines = run_cli("--state-dir", state, "logs", "-n", "0", env=env)
+        assert (no_lines.returncode, no_lines.stdout) == (0, "")
         full_log = (tmp_path / "broker" / "broker.log").read_text()
         assert "Kafka Server started" in full_log
     finally:
