@@ -179,7 +179,7 @@ def export(project_path: str, verbose: bool, output_dir: str) -> None:
 
 
 def _existing_project(project_path: str) -> Any:
-    from packflow.constants import PACKAGING_CONFIG_NAME
+    from packflow.loaders.config import no_config_message
     from packflow.project import PackflowProject
 
     path = Path(project_path)
@@ -187,8 +187,5 @@ def _existing_project(project_path: str) -> Any:
         _fail(f"Project folder '{project_path}' does not exist or is not a folder.")
     project = PackflowProject(path)
     if not project.has_packflow_config:
-        _fail(
-            f"Not a valid packflow project: no {PACKAGING_CONFIG_NAME} found in "
-            f"{project.base_dir}. Run 'packflow create <name>' to start one."
-        )
+        _fail(no_config_message(project.base_dir))
     return project

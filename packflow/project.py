@@ -50,6 +50,11 @@ EXPORT_EXCLUDE_DIRS = frozenset(
 EXPORT_EXCLUDE_PATTERNS = ("*.pyc", "*.pyo", "*.egg-info", ".DS_Store")
 """File and folder name patterns never exported."""
 
+#: Text that only an unedited template file contains, per recommended file.
+_TEMPLATE_MARKERS = {
+    "MODEL_CARD.md": ("{introduction}",),
+    "README.md": ("# Project Name", "Brief description of the analytic"),
+}
 _MANDATORY_TEMPLATE_FILES = frozenset(
     {"inference.py", PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME}
 )
@@ -214,14 +219,7 @@ class PackflowProject:
         content = path.read_text(encoding="utf-8", errors="replace").strip()
         if not content:
             return "empty", f"'{filename}' is empty."
-        untouched = (
-            "{introduction}" in content
-            if filename == "MODEL_CARD.md"
-            else "# Project Name" in content or "Brief description of the analytic" in content
-            if filename == "README.md"
-            else False
-        )
-        if untouched:
+        if any(marker in content for marker in _TEMPLATE_MARKERS.get(filename, ())):
             return "template", f"'{filename}' appears to be unchanged from template."
         return None
 

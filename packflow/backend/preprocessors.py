@@ -192,11 +192,11 @@ class _Field:
 
     __slots__ = ("name", "skip_if_set", "source", "target")
 
-    def __init__(self, source: FieldPath, name: str, target: FieldPath, skip_if_set: bool) -> None:
+    def __init__(self, source: FieldPath, target: FieldPath, skip_if_set: bool) -> None:
         self.source = source
-        self.name = name
         # ``target.nested`` -> written as nested dicts (records mode without flattening).
         self.target = target
+        self.name = target.name  # the output key
         # Skip the feature when its path is already present in the output (a rename or an
         # earlier feature sharing its path may have written it).
         self.skip_if_set = skip_if_set
@@ -235,7 +235,7 @@ class RecordsPreprocessor(Preprocessor):
         self._delimiter = delimiter
 
         self._renames = [
-            _Field(FieldPath(old, delimiter), new, FieldPath(new, delimiter), False)
+            _Field(FieldPath(old, delimiter), FieldPath(new, delimiter), False)
             for old, new in config.rename_fields.items()
         ]
         # Names written before each feature: the rename targets, then the earlier features.
@@ -248,7 +248,7 @@ class RecordsPreprocessor(Preprocessor):
             # an earlier feature sharing its path) is not read again.
             skip = any(_related(name, target, delimiter) for target in written)
             path = FieldPath(name, delimiter)
-            features.append(_Field(path, name, path, skip))
+            features.append(_Field(path, path, skip))
             written.append(name)
         # What feature_names mode writes, in order (a rename never skips).
         self._selection = [*self._renames, *features]
@@ -313,20 +313,21 @@ class RecordsPreprocessor(Preprocessor):
     # -- rename_fields only: move fields ----------------------------------------------------
 
     def _move_direct(self, record: dict[str, Any]) -> dict[str, Any]:
-        found = [(f, f.source.direct(record, self._check)) for f in self._renames]
+        check = self._check
+        found = [
+            (f, value)
+            for f in self._renames
+            if (value := f.source.direct(record, check)) is not MISSING
+        ]
         out = dict(record)
         owned = {id(out)}
-        for field, value in found:
-            if value is MISSING:
-                continue
+        for field, _value in found:
             source = field.source
             if not source.nested or source.name in record:
                 out.pop(source.name, None)
             else:
                 _delete_owned(out, source.parts, owned)
         for field, value in found:
-            if value is MISSING:
-                continue
             if field.target.nested:
                 _set_owned(out, field.target.parts, value, owned)
             else:
@@ -335,13 +336,15 @@ class RecordsPreprocessor(Preprocessor):
 
     def _move_flat(self, record: dict[str, Any]) -> dict[str, Any]:
         out = flatten_dict(record, self._delimiter, self._flatten_lists)
-        found = [(f, out.get(f.source.name, MISSING)) for f in self._renames]
+        found = [
+            (f, value)
+            for f in self._renames
+            if (value := out.get(f.source.name, MISSING)) is not MISSING
+        ]
+        for field, _value in found:
+            del out[field.source.name]
         for field, value in found:
-            if value is not MISSING:
-                del out[field.source.name]
-        for field, value in found:
-            if value is not MISSING:
-                out[field.name] = value
+            out[field.name] = value
         return out
 
 

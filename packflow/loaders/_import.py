@@ -13,7 +13,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import ModuleType
 
 _ROOT_PREFIX = "_packflow_local_"
@@ -25,9 +25,14 @@ def project_package_name(base_dir: Path) -> str:
     return f"{_ROOT_PREFIX}{digest}"
 
 
+def relative_module_file(module: str) -> PurePosixPath:
+    """Source file of the dotted ``module`` relative to its project: ``a.b`` -> ``a/b.py``."""
+    return PurePosixPath(*module.split(".")).with_suffix(".py")
+
+
 def module_file(base_dir: Path, module: str) -> Path:
     """Source file of the dotted ``module`` in ``base_dir``: ``a.b`` -> ``<base_dir>/a/b.py``."""
-    return base_dir.joinpath(*module.split(".")).with_suffix(".py")
+    return base_dir / relative_module_file(module)
 
 
 def put_on_sys_path(folder: Path) -> None:

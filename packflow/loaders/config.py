@@ -20,7 +20,7 @@ from pydantic import (
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.exceptions import PackflowError
 
-from ._paths import backend_module_file
+from ._import import relative_module_file
 from ._report import Reporter
 from .utils import inference_backend_parts
 
@@ -259,10 +259,7 @@ def validate_for_export(
     warnings: list[str] = []
 
     report.heading("Metadata:", 4)
-    if not config.name.strip():
-        errors.append("'name' is required but is empty.")
-    else:
-        report.ok(f"name: {config.name}", 6)
+    report.ok(f"name: {config.name}", 6)  # never blank: NAME_PATTERN validates it
     if not config.version.strip():
         errors.append("'version' is required for export but is empty.")
         report.fail("version (empty)", 6)
@@ -296,7 +293,8 @@ def validate_for_export(
 
 def _check_backend(config: PackflowConfig, project_dir: Path, report: Reporter) -> list[str]:
     if config.loader == "local":
-        module_file = backend_module_file(config.inference_backend)
+        module, _ = inference_backend_parts(config.inference_backend)
+        module_file = relative_module_file(module)
         if not (project_dir / module_file).is_file():
             report.fail(f"backend file {module_file} (missing)", 6)
             return [
@@ -316,16 +314,21 @@ def _check_backend(config: PackflowConfig, project_dir: Path, report: Reporter) 
     return [f"inference_backend '{config.inference_backend}' failed smoke test: {failure}"]
 
 
+def no_config_message(folder: Path) -> str:
+    """What to say when ``folder`` has no packflow.yaml."""
+    return (
+        f"Not a valid packflow project: no {PACKAGING_CONFIG_NAME} found in {folder}. "
+        "Run 'packflow create <name>' to start one."
+    )
+
+
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"Not a valid packflow project: no {PACKAGING_CONFIG_NAME} found in {path.parent}. "
-            "Run 'packflow create <name>' to start one."
-        ) from None
+        raise FileNotFoundError(no_config_message(path.parent)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PackflowConfigError(f"Could not read {path}: {exc}") from exc
     try:
