@@ -402,8 +402,8 @@ class Publisher:
                 raise
             except Exception as exc:
                 topic = self._dlq_topic if delivery.is_dead_letter else self._output_topic
-                error = to_publish_error(exc, topic)
                 record = delivery.record
+                error, replacement = self.refused(record, delivery.letter, exc)
                 shared = delivery.batch
                 if shared is not None:
                     delivery.batch = None
@@ -412,15 +412,14 @@ class Publisher:
                     partition = record.partition % self._output_partitions
                     delivery.future = await self._send(topic, delivery.value, record, partition)
                     continue
-                if not error.retriable and not delivery.is_dead_letter:
-                    letter = publish_letter(record, exc, error)
+                if replacement is not None and not delivery.is_dead_letter:
                     delivery = await self.send_dead_letter(
-                        record, delivery.tp, delivery.epoch, letter
+                        record, delivery.tp, delivery.epoch, replacement
                     )
                     continue
-                if not error.retriable and delivery.letter is not None:
-                    delivery.letter = delivery.letter.without_value()
-                    delivery.value = self._encode_letter(delivery.letter)
+                if replacement is not None:
+                    delivery.letter = replacement
+                    delivery.value = self._encode_letter(replacement)
                 self.publish_retries += 1
                 self._log.warning(
                     "publish_retry",
@@ -435,6 +434,22 @@ class Publisher:
                     None if delivery.is_dead_letter else record.partition % self._output_partitions
                 )
                 delivery.future = await self._send(topic, delivery.value, record, partition)
+
+    def refused(
+        self, record: ConsumerRecord[bytes, bytes], letter: DeadLetter | None, exc: BaseException
+    ) -> tuple[PublishError, DeadLetter | None]:
+        """Translate a failed send of ``record``'s output (``letter`` None) or dead letter.
+
+        Returns the error and, when the broker refused the message for good, the dead letter
+        to send instead: for an output its ``publish`` dead letter (:func:`publish_letter`),
+        for a dead letter ``letter`` without the original value. None when it is retriable.
+        """
+        error = to_publish_error(exc, self._output_topic if letter is None else self._dlq_topic)
+        if error.retriable:
+            return error, None
+        if letter is None:
+            return error, publish_letter(record, exc, error)
+        return error, letter.without_value()
 
     def _log_batch_failure(self, shared: SharedBatch, error: PublishError) -> None:
         if not shared.failure_logged:

@@ -36,10 +36,9 @@ from worker._kafka import (
     describe,
     make_producer,
     stop_bounded,
-    to_publish_error,
 )
 from worker.errors import KafkaFatalError
-from worker.publisher import Prepared, Publisher, publish_letter
+from worker.publisher import Prepared, Publisher
 from worker.settings import WorkerSettings
 
 __all__ = ["Prepared", "TransactionalPublisher", "transactional_id"]
@@ -183,15 +182,12 @@ class TransactionalPublisher:
                 raise result
             if delivery.batch is not None:
                 continue  # not a refusal of this message: the retry sends it by itself
-            topic = self._settings.dlq_topic if item.letter else self._settings.output_topic
-            error = to_publish_error(result, topic)
-            if error.retriable:
+            _, replacement = publisher.refused(item.record, item.letter, result)
+            if replacement is None:
                 continue
             if item.letter is None:
-                item.letter = publish_letter(item.record, result, error)
                 item.value = None
-            else:
-                item.letter = item.letter.without_value()
+            item.letter = replacement
         if failed:
             raise _RetryTransaction("a message of the transaction was not acknowledged")
         await producer.send_offsets_to_transaction({tp: next_offset}, self._settings.group_id)
