@@ -418,14 +418,13 @@ class Worker:
                     message = f"{locate(record)}: {exc}"
                     letter = DeadLetter.of(record, type(exc).__name__, message, "publish")
                 else:
-                    prepared.append(Prepared(record, item.tp, value, None, len(result)))
+                    prepared.append(Prepared(record, item.tp, value, None, len(result), item.epoch))
                     continue
-            prepared.append(Prepared(record, item.tp, None, letter))
+            prepared.append(Prepared(record, item.tp, None, letter, epoch=item.epoch))
         if self._txn is not None:
             await self._publish_transactions(self._txn, prepared, stats, nbytes, started)
             return
-        pairs = [(p, item.epoch) for p, item in zip(prepared, items, strict=True)]
-        deliveries = await self._publisher.send_outputs(pairs)
+        deliveries = await self._publisher.send_outputs(prepared)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         rows = [p.rows for p in prepared]
         await self._queue.put(_Batch(deliveries, rows, nbytes, stats))

@@ -118,13 +118,17 @@ class Delivery:
 
 @dataclass(slots=True)
 class Prepared:
-    """One input message ready to publish: its encoded output, or its dead letter."""
+    """One input message ready to publish: its encoded output, or its dead letter.
+
+    ``epoch`` is the offset tracker's epoch to acknowledge it with (:class:`Delivery`).
+    """
 
     record: ConsumerRecord[bytes, bytes]
     tp: TopicPartition
     value: bytes | None
     letter: DeadLetter | None
     rows: int = 0
+    epoch: int = 0
 
 
 def publish_letter(
@@ -313,16 +317,16 @@ class Publisher:
             item.letter = letter
             item.value = None
 
-    async def send_prepared(self, item: Prepared, epoch: int) -> Delivery:
+    async def send_prepared(self, item: Prepared) -> Delivery:
         """Queue ``item``: its output (vetted first, see :meth:`vet`), or its dead letter."""
         self.vet(item)
         if item.letter is None:
             assert item.value is not None
-            return await self.send_output(item.record, item.tp, epoch, item.value)
-        return await self.send_dead_letter(item.record, item.tp, epoch, item.letter)
+            return await self.send_output(item.record, item.tp, item.epoch, item.value)
+        return await self.send_dead_letter(item.record, item.tp, item.epoch, item.letter)
 
-    async def send_outputs(self, items: list[tuple[Prepared, int]]) -> list[Delivery]:
-        """Queue the messages of one fetched batch, ``(item, epoch)`` in input order.
+    async def send_outputs(self, items: list[Prepared]) -> list[Delivery]:
+        """Queue the messages of one fetched batch, in input order.
 
         Each output is vetted first (:meth:`vet`: one the broker would refuse becomes a dead
         letter). Outputs go in one ``send_batch`` per output partition (more when a builder
@@ -332,8 +336,8 @@ class Publisher:
         output_partitions = self._output_partitions
         deliveries: list[Delivery] = []
         batches: dict[int, SharedBatch] = {}
-        for item, epoch in items:
-            record = item.record
+        for item in items:
+            record, epoch = item.record, item.epoch
             headers = _headers(record)
             self.vet(item, headers)
             if item.letter is not None:

@@ -169,9 +169,9 @@ class TransactionalPublisher:
         publisher = self._publisher(producer)
         await producer.begin_transaction()
         if batched:
-            deliveries = await publisher.send_outputs([(item, 0) for item in prepared])
+            deliveries = await publisher.send_outputs(prepared)
         else:
-            deliveries = [await publisher.send_prepared(item, 0) for item in prepared]
+            deliveries = [await publisher.send_prepared(item) for item in prepared]
         results = await asyncio.gather(*(d.future for d in deliveries), return_exceptions=True)
         failed = False
         for item, delivery, result in zip(prepared, deliveries, results, strict=True):

@@ -88,7 +88,7 @@ async def test_an_output_over_the_limit_becomes_a_dead_letter_before_any_send():
     r0, r1, r2 = record(0, 0), record(0, 1), record(0, 2)
     big, _ = sized(3001, r1)
     items = [output(r0), output(r1, big), output(r2)]
-    deliveries = await publisher.send_outputs([(item, 0) for item in items])
+    deliveries = await publisher.send_outputs(items)
     assert [d.is_dead_letter for d in deliveries] == [False, True, False]
     assert items[1].value is None
     assert items[1].letter is not None
@@ -127,7 +127,7 @@ async def test_send_prepared_vets_the_output_too():
     publisher = make(producer, limits=TopicLimits(3000, 100_000, output_compacted=True))
     rec = dataclasses.replace(record(0, 9), key=None)
     item = Prepared(rec, output(rec).tp, b"{}", None, 1)
-    delivery = await publisher.send_prepared(item, 0)
+    delivery = await publisher.send_prepared(item)
     assert delivery.is_dead_letter
     assert producer.calls == [("send", "dlq", None, None)]
 

@@ -106,7 +106,9 @@ def letter(rec: ConsumerRecord[bytes, bytes]) -> Prepared:
 
 
 async def settle_all(publisher: Publisher, items: list[Prepared]) -> list[Any]:
-    deliveries = await publisher.send_outputs([(item, 7) for item in items])
+    for item in items:
+        item.epoch = 7
+    deliveries = await publisher.send_outputs(items)
     assert [d.record for d in deliveries] == [item.record for item in items]
     assert {d.epoch for d in deliveries} == {7}
     return [await publisher.settle(d) for d in deliveries]
