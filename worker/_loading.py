@@ -10,8 +10,8 @@ from worker.settings import WorkerSettings
 __all__ = ["load_backend"]
 
 
-def load_backend(settings: WorkerSettings) -> tuple[Any, str]:
-    """Load and initialize the backend; returns it and the name to report it by.
+def load_backend(settings: WorkerSettings) -> Any:
+    """Load and initialize the backend.
 
     Any failure (import, not an InferenceBackend, config validation, ``initialize()``) is a
     :class:`StartupError` naming the backend, the loader and the cause.
@@ -38,4 +38,4 @@ def load_backend(settings: WorkerSettings) -> tuple[Any, str]:
         raise StartupError(f"{where} failed to load: {type(exc).__name__}: {detail}") from exc
     if not callable(getattr(backend, "run", None)):
         raise StartupError(f"{where} loaded {type(backend).__name__}, which has no run() method")
-    return backend, type(backend).__name__
+    return backend

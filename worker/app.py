@@ -110,16 +110,10 @@ class Worker:
     ``recent_metrics`` (the last 256 ``batch_metrics`` events).
     """
 
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        backend: SupportsRun,
-        *,
-        backend_name: str | None = None,
-    ) -> None:
+    def __init__(self, settings: WorkerSettings, backend: SupportsRun) -> None:
         self.settings = settings
         self._backend = backend
-        self.backend_name = backend_name or type(backend).__name__
+        self.backend_name = type(backend).__name__
         self._log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
         self._tracker = OffsetTracker()
         self._budget = InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes)

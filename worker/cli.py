@@ -78,13 +78,13 @@ def _command(**options: str | None) -> None:
         return
     configure_logging(settings.log_level)
     try:
-        backend, name = load_backend(settings)
+        backend = load_backend(settings)
     except StartupError as exc:
         _fail(str(exc))
         return
     tune_gc()  # after the backend's imports, so they are frozen too
     try:
-        code = asyncio.run(_serve(settings, backend, name))
+        code = asyncio.run(_serve(settings, backend))
     except StartupError as exc:
         _fail(str(exc))
         return
@@ -97,8 +97,8 @@ def _command(**options: str | None) -> None:
     sys.exit(code)
 
 
-async def _serve(settings: WorkerSettings, backend: Any, name: str) -> int:
-    worker = Worker(settings, backend, backend_name=name)
+async def _serve(settings: WorkerSettings, backend: Any) -> int:
+    worker = Worker(settings, backend)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 

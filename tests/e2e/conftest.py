@@ -122,7 +122,7 @@ async def running_worker(
     settings: WorkerSettings, backend: Any, *, start_timeout: float = 60.0
 ) -> AsyncIterator[Worker]:
     """Run a worker as a task; on exit request a stop and wait for a clean exit code."""
-    worker = Worker(settings, backend, backend_name=type(backend).__name__)
+    worker = Worker(settings, backend)
     task = asyncio.create_task(worker.run())
     started = asyncio.create_task(worker.started.wait())
     done, _ = await asyncio.wait(
