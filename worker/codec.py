@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from packflow.utils import ensure_native_types
 from worker.errors import (
     InvalidJsonError,
     NotARecordError,
@@ -91,17 +92,9 @@ def _json_type(value: Any) -> str:
     return "object" if isinstance(value, dict) else type(value).__name__
 
 
-def _default(value: Any) -> Any:
-    """orjson fallback: the SDK's type normalisation (pandas, torch, PIL...) when available."""
-    try:
-        from packflow.utils import ensure_native_types
-    except ImportError:  # pragma: no cover - the SDK always ships it
-        raise TypeError(f"Type is not JSON serializable: {type(value).__name__}") from None
-    return ensure_native_types(value)
-
-
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=_DUMPS_OPTIONS)
+    # orjson's fallback: the SDK's type normalisation (pandas, torch, PIL...).
+    return orjson.dumps(value, default=ensure_native_types, option=_DUMPS_OPTIONS)
 
 
 def encode_output(outputs: list[Any], is_array: bool) -> bytes:
