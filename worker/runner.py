@@ -21,9 +21,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["BatchRun", "BatchRunner", "Failure", "SupportsRun"]
+from packflow.backend.metrics import STEP_NAMES
 
-STEP_NAMES = ("preprocess", "transform_inputs", "execute", "transform_outputs")
+__all__ = ["BatchRun", "BatchRunner", "Failure", "SupportsRun"]
 
 
 class _RunResult(Protocol):
