@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +66,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def batch_metrics(
-    stats: BatchStats, *, backend: str, worker_id: str, extra: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def batch_metrics(stats: BatchStats, *, backend: str, worker_id: str) -> dict[str, Any]:
     """Build the ``batch_metrics`` fields (without the ``event`` key) for one batch."""
-    fields: dict[str, Any] = {
+    return {
         "backend": backend,
         "worker_id": worker_id,
         "batch_size": stats.batch_size,
@@ -101,9 +99,6 @@ def batch_metrics(
         "in_flight_records": stats.in_flight_records,
         "in_flight_bytes": stats.in_flight_bytes,
     }
-    if extra:
-        fields.update(extra)
-    return fields
 
 
 def partition_ranges(offsets: Iterable[tuple[str, int, int]]) -> list[PartitionRange]:

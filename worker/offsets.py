@@ -79,11 +79,6 @@ class OffsetTracker:
             if state is not None:
                 state.committed = offset
 
-    def in_flight(self, tp: TopicPartition) -> int:
-        """Number of registered offsets of ``tp`` not yet part of the committable prefix."""
-        state = self._parts.get(tp)
-        return 0 if state is None else len(state.pending)
-
     def forget(self, partitions: set[TopicPartition] | list[TopicPartition]) -> None:
         """Drop the state of revoked partitions and start a new epoch for each."""
         for tp in partitions:

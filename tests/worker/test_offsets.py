@@ -53,7 +53,10 @@ def test_acks_from_before_a_revocation_are_ignored():
     tracker.ack(TP, 0, old)
     tracker.ack(TP, 1, old)
     assert tracker.to_commit() == {}
-    assert tracker.in_flight(TP) == 2
+    tracker.ack(TP, 1, new)
+    assert tracker.to_commit() == {}  # offset 0 is still pending
+    tracker.ack(TP, 0, new)
+    assert tracker.to_commit() == {TP: 2}  # and so was offset 1
 
 
 def test_registering_an_offset_that_does_not_increase_is_an_error():
