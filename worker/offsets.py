@@ -21,7 +21,6 @@ __all__ = ["OffsetTracker"]
 
 @dataclass(slots=True)
 class _PartitionState:
-    epoch: int
     pending: deque[int] = field(default_factory=deque)
     acked: set[int] = field(default_factory=set)
     committable: int | None = None
@@ -43,19 +42,19 @@ class OffsetTracker:
         """Record offsets taken for processing, in fetch order; returns the epoch to ack with."""
         state = self._parts.get(tp)
         if state is None:
-            state = self._parts[tp] = _PartitionState(epoch=self.epoch(tp))
+            state = self._parts[tp] = _PartitionState()
         if state.pending and offsets and offsets[0] <= state.pending[-1]:
             raise ValueError(
                 f"{tp.topic}/{tp.partition}: offset {offsets[0]} registered after "
                 f"{state.pending[-1]}; offsets must increase"
             )
         state.pending.extend(offsets)
-        return state.epoch
+        return self.epoch(tp)
 
     def ack(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         """Mark ``offset`` published; stale epochs and unknown partitions are ignored."""
         state = self._parts.get(tp)
-        if state is None or state.epoch != epoch:
+        if state is None or self.epoch(tp) != epoch:
             return
         state.acked.add(offset)
         pending, acked = state.pending, state.acked
