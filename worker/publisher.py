@@ -81,9 +81,10 @@ _FIRST_RECORD_FIXED_BYTES = 3
 class SharedBatch:
     """One builder of outputs for one output partition, sent with ``send_batch``.
 
-    ``future`` is the batch's delivery future once it is sent (a pending placeholder before);
-    its deliveries share it. ``builder`` and ``members`` are dropped once it is sent (no
-    reference cycle with the deliveries); ``size`` keeps the count.
+    ``future`` is a pending placeholder that its deliveries hold until it is sent; sending it
+    gives each of them the batch's delivery future instead, which they share. ``builder`` and
+    ``members`` are dropped once it is sent (no reference cycle with the deliveries); ``size``
+    keeps the count.
     """
 
     partition: int
@@ -279,8 +280,7 @@ class Publisher:
         self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition, epoch: int, value: bytes
     ) -> Delivery:
         """Queue the output message of ``record``."""
-        partition = record.partition % self._output_partitions
-        future = await self._send(self._output_topic, value, record, partition)
+        future = await self._send(self._output_topic, value, record, self._output_partition(record))
         return Delivery(record, tp, epoch, future, value)
 
     async def send_dead_letter(
@@ -333,7 +333,6 @@ class Publisher:
         fills up), dead letters and outputs too large for an empty builder one by one with
         ``send()``; see the module docstring. Returns one delivery per item, in the same order.
         """
-        output_partitions = self._output_partitions
         deliveries: list[Delivery] = []
         batches: dict[int, SharedBatch] = {}
         for item in items:
@@ -345,9 +344,8 @@ class Publisher:
                 continue
             value = item.value
             assert value is not None
-            partition = record.partition % output_partitions
+            partition = self._output_partition(record)
             batch = batches.get(partition)
-            fresh = batch is None
             if batch is None:
                 batch = batches[partition] = self._new_batch(partition)
             append = batch.builder.append
@@ -356,8 +354,7 @@ class Publisher:
                 batch = batches[partition] = self._new_batch(partition)
                 # The first message of a builder is always taken, whatever its size.
                 batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
-                fresh = True
-            if fresh and batch.builder.size() > self._max_batch_bytes:
+            if not batch.members and batch.builder.size() > self._max_batch_bytes:
                 # It does not fit even alone: drop this builder, send the message by itself.
                 del batches[partition]
                 deliveries.append(await self.send_output(record, item.tp, epoch, value))
@@ -368,6 +365,11 @@ class Publisher:
         for batch in batches.values():
             await self._send_batch(batch)
         return deliveries
+
+    def _output_partition(self, record: ConsumerRecord[bytes, bytes]) -> int:
+        """The output partition of ``record``'s output (see the module docstring)."""
+        partition: int = record.partition
+        return partition % self._output_partitions
 
     def _new_batch(self, partition: int) -> SharedBatch:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -384,7 +386,6 @@ class Publisher:
             raise
         except Exception as exc:  # e.g. no room in the producer's queue in time
             future = _failed_future(exc)
-        batch.future = future
         batch.size = len(batch.members)
         for delivery in batch.members:
             delivery.future = future
@@ -413,7 +414,7 @@ class Publisher:
                     delivery.batch = None
                     self._log_batch_failure(shared, error)
                     self.batch_fallbacks += 1
-                    partition = record.partition % self._output_partitions
+                    partition = self._output_partition(record)
                     delivery.future = await self._send(topic, delivery.value, record, partition)
                     continue
                 if replacement is not None and not delivery.is_dead_letter:
@@ -434,10 +435,12 @@ class Publisher:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
-                partition = (
-                    None if delivery.is_dead_letter else record.partition % self._output_partitions
+                delivery.future = await self._send(
+                    topic,
+                    delivery.value,
+                    record,
+                    None if delivery.is_dead_letter else self._output_partition(record),
                 )
-                delivery.future = await self._send(topic, delivery.value, record, partition)
 
     def refused(
         self, record: ConsumerRecord[bytes, bytes], letter: DeadLetter | None, exc: BaseException
