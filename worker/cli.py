@@ -19,7 +19,7 @@ from worker._loading import load_backend
 from worker._logging import configure_logging
 from worker.app import Worker
 from worker.errors import SettingsError, StartupError
-from worker.settings import WorkerSettings, flag_name, load_settings
+from worker.settings import WorkerSettings, env_name, flag_name, load_settings
 
 __all__ = ["EXIT_STARTUP_FAILURE", "main"]
 
@@ -54,7 +54,7 @@ _HELP = {
 def _options(func: Any) -> Any:
     for name in reversed(list(WorkerSettings.model_fields)):
         help_text = _HELP.get(name, "Kafka client tuning.")
-        env = f"PACKFLOW_{name.upper()}"
+        env = env_name(name)
         func = click.option(
             flag_name(name), name, type=str, default=None, help=f"{help_text} [env: {env}]"
         )(func)

@@ -20,7 +20,7 @@ from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from worker.errors import SettingsError
 
-__all__ = ["ENV_PREFIX", "WorkerSettings", "flag_name", "load_settings"]
+__all__ = ["ENV_PREFIX", "WorkerSettings", "env_name", "flag_name", "load_settings"]
 
 ENV_PREFIX = "PACKFLOW_"
 
@@ -145,8 +145,13 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def env_name(field: str) -> str:
+    """The environment variable of a settings field: ``delivery`` -> ``PACKFLOW_DELIVERY``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
 def _describe(field: str) -> str:
-    return f"{flag_name(field)} / {ENV_PREFIX}{field.upper()}"
+    return f"{flag_name(field)} / {env_name(field)}"
 
 
 def load_settings(**flags: Any) -> WorkerSettings:
