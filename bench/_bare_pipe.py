@@ -13,8 +13,10 @@ import argparse
 import asyncio
 import signal
 
-from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS, SOURCE_HEADER
+from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from worker.publisher import SOURCE_HEADER
 
 
 async def pipe(args: argparse.Namespace) -> int:

@@ -25,11 +25,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from worker.publisher import source_of
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 BROKER_STATE_DIR = REPO / ".kafka" / "bench"
-SOURCE_HEADER = "packflow-source"
 #: The worker's producer and consumer options (worker/_kafka.py, worker/settings.py), so
 #: that the bare aiokafka pipe runs with the same client configuration.
 PRODUCER_OPTIONS: dict[str, Any] = {
@@ -250,21 +251,14 @@ async def read_topic(bootstrap: str, topic: str, *, with_sources: bool) -> Topic
     async for rec in _read_all(bootstrap, topic):
         dump.timestamps.append(rec.timestamp)
         if with_sources:
-            dump.sources.append(_source_of(rec.headers))
+            source = source_of(rec.headers)
+            dump.sources.append(None if source is None else source[1:])
     return dump
 
 
 async def read_input_timestamps(bootstrap: str, topic: str) -> dict[tuple[int, int], int]:
     """``{(partition, offset): timestamp_ms}`` for every message of an input topic."""
     return {(rec.partition, rec.offset): rec.timestamp async for rec in _read_all(bootstrap, topic)}
-
-
-def _source_of(headers: Any) -> tuple[int, int] | None:
-    for name, value in headers or ():
-        if name == SOURCE_HEADER:
-            _topic, partition, offset = value.decode().rsplit("/", 2)
-            return int(partition), int(offset)
-    return None
 
 
 def throughput(timestamps: list[int]) -> float:

@@ -35,11 +35,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from worker.publisher import SOURCE_HEADER, source_of
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = REPO / "examples" / "anomaly_scorer"
 DEFAULT_STATE_DIR = REPO / ".kafka" / "demo"
 INPUT_PARTITIONS = 2
-SOURCE_HEADER = "packflow-source"
 
 Say = Callable[[str], None]
 
@@ -335,14 +336,6 @@ async def produce(
         await producer.stop()
 
 
-def _source_of(headers: Any) -> tuple[int, int] | None:
-    for name, value in headers or ():
-        if name == SOURCE_HEADER:
-            _topic, partition, offset = value.decode().rsplit("/", 2)
-            return int(partition), int(offset)
-    return None
-
-
 async def collect_results(
     bootstrap: str, topics: DemoTopics, result: DemoResult, wait_seconds: float
 ) -> None:
@@ -388,9 +381,10 @@ async def collect_results(
 
 def _accept(topic: str, rec: Any, topics: DemoTopics, result: DemoResult) -> None:
     if topic == topics.output:
-        source = _source_of(rec.headers)
-        if source is None:
+        found = source_of(rec.headers)
+        if found is None:
             raise DemoError(f"output {rec.partition}@{rec.offset} has no {SOURCE_HEADER} header")
+        source = found[1:]
         result.outputs[source] = json.loads(rec.value)
         result.output_headers[source] = {k: v for k, v in rec.headers}
     elif topic == topics.dlq:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,7 @@ __all__ = [
     "one_message_batch_bytes",
     "output_refusal",
     "publish_letter",
+    "source_of",
 ]
 
 SOURCE_HEADER = "packflow-source"
@@ -210,6 +211,16 @@ def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(exc)
     return future
+
+
+def source_of(headers: Iterable[tuple[str, bytes]] | None) -> tuple[str, int, int] | None:
+    """``(topic, partition, offset)`` of the input named by an output's ``packflow-source``
+    header (as :func:`_headers` writes it), or None when ``headers`` have none."""
+    for name, value in headers or ():
+        if name == SOURCE_HEADER:
+            topic, partition, offset = value.decode().rsplit("/", 2)
+            return topic, int(partition), int(offset)
+    return None
 
 
 def _headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:

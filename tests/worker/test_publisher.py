@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import UNLIMITED, TopicLimits
 from worker.codec import DeadLetter
-from worker.publisher import Prepared, Publisher
+from worker.publisher import Prepared, Publisher, source_of
 
 
 def _future(outcome: BaseException | None) -> asyncio.Future[Any]:
@@ -138,6 +138,13 @@ async def test_outputs_keep_key_and_headers_replace_the_source_and_map_the_parti
     assert sent["key"] == b"key"
     assert sent["partition"] == 5 % 3
     assert sent["headers"] == [("trace", b"t"), ("packflow-source", b"in/5/42")]
+    assert source_of(sent["headers"]) == ("in", 5, 42)
+
+
+def test_source_of_reads_the_header_among_others_and_is_none_without_it():
+    assert source_of([("x", b"y"), ("packflow-source", b"events.v2/3/17")]) == ("events.v2", 3, 17)
+    assert source_of([("trace", b"t")]) is None
+    assert source_of(None) is None
 
 
 async def test_a_retriable_failure_is_retried_until_acknowledged():
