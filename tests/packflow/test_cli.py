@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from packflow import __version__
 from packflow.cli import cli
+from tests.packflow.test_project import TEMPLATE_FILES
 
 pytestmark = pytest.mark.usefixtures("restore_import_state")
 
@@ -199,18 +200,7 @@ def test_console_script_create_validate_export_round_trip(tmp_path: Path) -> Non
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(unpacked)
     files = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*") if p.is_file()}
-    assert files == {
-        ".gitignore",
-        "LICENSE.txt",
-        "MODEL_CARD.md",
-        "README.md",
-        "inference.py",
-        "packflow.yaml",
-        "requirements.txt",
-        "tests.py",
-        "validate.py",
-        "weights.bin",
-    }
+    assert files == TEMPLATE_FILES | {"weights.bin"}
     assert (unpacked / "weights.bin").read_bytes() == b"\1\2"
 
     # The unpacked package is a working project: its own tests pass, wherever pytest runs.
