@@ -9,6 +9,8 @@ from typing import TextIO
 import orjson
 import structlog
 
+from worker._log_limit import RateLimitFilter, install
+
 __all__ = ["configure_logging"]
 
 
@@ -35,17 +37,33 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     )
     # aiokafka logs through the standard library: its warnings become JSON lines too.
     root = logging.getLogger()
-    root.handlers[:] = [_StructlogHandler()]
+    handler = _StructlogHandler()
+    limit = RateLimitFilter()
+    handler.addFilter(limit)
+    install(limit)
+    root.handlers[:] = [handler]
     root.setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 class _StructlogHandler(logging.Handler):
-    """Forwards standard-library log records (aiokafka's) to structlog as ``library_log``."""
+    """Forwards standard-library log records (aiokafka's) to structlog as ``library_log``.
+
+    Rate-limited (:class:`~worker._log_limit.RateLimitFilter`): a line that follows dropped
+    similar lines carries ``suppressed`` with their count.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            extra = {}
+            suppressed = getattr(record, "suppressed", 0)
+            if suppressed:
+                extra["suppressed"] = suppressed
             structlog.get_logger(record.name).log(
-                record.levelno, "library_log", logger=record.name, message=record.getMessage()
+                record.levelno,
+                "library_log",
+                logger=record.name,
+                message=record.getMessage(),
+                **extra,
             )
         except Exception:  # logging must never break the worker
             self.handleError(record)

@@ -39,7 +39,6 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import (
-    describe,
     make_consumer,
     make_producer,
     output_partition_count,
@@ -49,6 +48,7 @@ from worker._kafka import (
 )
 from worker.backpressure import InFlightBudget
 from worker.codec import DeadLetter, Decoded, decode, encode_output, locate
+from worker.connectivity import BrokerWatch
 from worker.errors import DecodeError, OutputEncodeError, StartupError
 from worker.health import HealthServer
 from worker.metrics import BATCH_METRICS_EVENT, BatchStats, batch_metrics, partition_ranges
@@ -63,6 +63,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 _READY_PROBE_TIMEOUT = 2.0
+_KAFKA_PROBE_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -127,6 +128,7 @@ class Worker:
         self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
+        self._failed = asyncio.Event()
         self._commit_wanted = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._commits_done = False
@@ -135,6 +137,13 @@ class Worker:
         self._fetch_task: asyncio.Task[None] | None = None
         self._in_getmany = False
         self._rebalancing = False
+        # Bumped when a revocation ends and when an assignment starts: a fetch that spans a
+        # change is discarded, and a transaction of an older generation is not committed.
+        self._generation = 0
+        self._to_seek: set[TopicPartition] = set()
+        self._rewind_from: dict[TopicPartition, int] = {}
+        self._watch = BrokerWatch(self._log)
+        self._watch_task: asyncio.Task[None] | None = None
         self._paused: set[TopicPartition] = set()
         self._assigned: set[TopicPartition] = set()
         self._last_progress = self._idle_since = time.monotonic()
@@ -154,6 +163,11 @@ class Worker:
     def budget(self) -> InFlightBudget:
         """The in-flight budget (peaks are useful to observe backpressure)."""
         return self._budget
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The fatal error that stopped the worker, if any."""
+        return self._failure
 
     def request_stop(self) -> None:
         """Ask the worker to stop fetching, drain, commit and shut down."""
@@ -194,6 +208,7 @@ class Worker:
         except OSError as exc:
             raise StartupError(f"health port {s.health_port} cannot be bound: {exc}") from exc
         self.health_port = self._health.port
+        self._log.info("health_listening", health_port=self.health_port)
 
         timeout = s.startup_timeout_seconds
         limits = await topic_limits(s, timeout)
@@ -229,7 +244,8 @@ class Worker:
         self._fetch_task = asyncio.create_task(self._guard(self._fetch_loop()), name="pf-fetch")
         ack_task = asyncio.create_task(self._guard(self._ack_loop()), name="pf-ack")
         commit_task = asyncio.create_task(self._guard(self._commit_loop()), name="pf-commit")
-        self._tasks = [self._fetch_task, ack_task, commit_task]
+        self._watch_task = asyncio.create_task(self._guard(self._watch_loop()), name="pf-watch")
+        self._tasks = [self._fetch_task, ack_task, commit_task, self._watch_task]
         self._last_progress = time.monotonic()
         self._log.info(
             "worker_started",
@@ -261,6 +277,7 @@ class Worker:
         """Record a fatal error and start the shutdown (exit code 1)."""
         if self._failure is None:
             self._failure = exc
+        self._failed.set()
         self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         self.request_stop()
 
@@ -273,12 +290,16 @@ class Worker:
             if self._rebalancing:
                 await self._budget.wait_changed(0.1)
                 continue
+            if self._to_seek:
+                await self._seek_assigned()
+                continue
             room = self._budget.room()
             if room == 0:
                 self._pause()
                 await self._budget.wait_changed(0.5)
                 continue
             self._resume()
+            generation = self._generation
             self._in_getmany = True
             try:
                 data = await self._consumer.getmany(
@@ -290,11 +311,69 @@ class Worker:
                 raise
             finally:
                 self._in_getmany = False
-            if data:
+            if self._rebalancing or generation != self._generation:
+                self._discard(data)
+            elif data:
                 self._last_progress = self._idle_since = time.monotonic()
-                await self._process(data)
+                self._watch.reached()
+                await self._process(data, generation)
             else:
                 await self._check_idle()
+
+    def _discard(self, data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Drop records fetched across a rebalance; the next seek rewinds to before them.
+
+        aiokafka sets a new assignment before ``on_partitions_assigned`` runs, so a ``getmany``
+        already waiting can return records of partitions that are not fenced and positioned
+        yet. They are processed again, from the committed offset, once the assignment is done.
+        """
+        for tp, records in data.items():
+            first = records[0].offset
+            self._rewind_from[tp] = min(first, self._rewind_from.get(tp, first))
+        if data:
+            self._log.info(
+                "fetch_discarded",
+                reason="rebalance",
+                records=sum(len(records) for records in data.values()),
+                partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in data),
+            )
+
+    async def _seek_assigned(self) -> None:
+        """Position each newly assigned partition at its committed offset, read now.
+
+        Runs in the fetch loop before any ``getmany`` of a new assignment, after
+        :meth:`_on_assigned` fenced earlier owners (exactly-once), so the offset read is the
+        one their last transaction committed. A partition without a committed offset keeps
+        aiokafka's reset position, or goes back to the first record discarded for it.
+        """
+        assert self._consumer is not None
+        consumer = self._consumer
+        generation = self._generation
+        partitions = sorted(self._to_seek & set(consumer.assignment()))
+        try:
+            committed = await asyncio.wait_for(
+                asyncio.gather(*(consumer.committed(tp) for tp in partitions)),
+                _KAFKA_PROBE_TIMEOUT * 2,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            self._watch.failed(exc)
+            with contextlib.suppress(TimeoutError):  # pacing while the broker does not answer
+                await asyncio.wait_for(self._stop.wait(), 0.5)
+            return
+        self._watch.reached()
+        if generation != self._generation or self._rebalancing:
+            return  # a newer assignment seeks again
+        assignment = set(consumer.assignment())
+        for tp, offset in zip(partitions, committed, strict=True):
+            target = offset if offset is not None else self._rewind_from.get(tp)
+            if target is not None and tp in assignment:
+                consumer.seek(tp, target)
+        self._to_seek.clear()
+        self._rewind_from.clear()
+        self._restart_idle_timers()
+
+    def _restart_idle_timers(self) -> None:
+        self._last_progress = self._idle_since = self._last_idle_check = time.monotonic()
 
     async def _check_idle(self) -> None:
         """Count an empty fetch as progress only when the partitions are really caught up.
@@ -310,7 +389,9 @@ class Worker:
             return
         self._last_idle_check = now
         lagging = await self._lagging_partitions()
-        if not lagging:  # None (unknown) or no lag
+        if lagging is None:  # the broker did not answer: never progress
+            return
+        if not lagging:
             self._last_progress = now
             return
         self._log.warning(
@@ -320,10 +401,12 @@ class Worker:
         )
 
     async def _lagging_partitions(self) -> set[TopicPartition] | None:
-        """Assigned, unpaused partitions with messages beyond the position; None if unknown."""
+        """Assigned, unpaused partitions with messages beyond the position; None if unknown.
+
+        In exactly-once delivery the consumer reads committed, so its end offsets are the last
+        stable offsets: an open input transaction is not lag.
+        """
         assert self._consumer is not None
-        if self._txn is not None:  # open input transactions look like lag: no check
-            return None
         partitions = set(self._consumer.assignment()) - self._paused
         if not partitions:
             return set()
@@ -334,10 +417,28 @@ class Worker:
             return {tp for tp in partitions if ends.get(tp, 0) > await consumer.position(tp)}
 
         try:
-            return await asyncio.wait_for(lagging(), 5.0)
+            found = await asyncio.wait_for(lagging(), _KAFKA_PROBE_TIMEOUT)
         except (KafkaError, TimeoutError, AssertionError) as exc:
-            self._log.warning("lag_check_failed", error=describe(exc))
+            self._watch.failed(exc)
             return None
+        self._watch.reached()
+        return found
+
+    async def _watch_loop(self) -> None:
+        """Probe the broker when nothing has been heard from it for a while."""
+        assert self._consumer is not None
+        interval = min(5.0, self.settings.readiness_stall_seconds / 3)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), min(1.0, interval))
+            if self._stop.is_set() or self._watch.quiet_for() < interval:
+                continue
+            try:
+                await asyncio.wait_for(self._consumer.topics(), _KAFKA_PROBE_TIMEOUT)
+            except (KafkaError, TimeoutError) as exc:
+                self._watch.failed(exc)
+            else:
+                self._watch.reached()
 
     def _pause(self) -> None:
         assert self._consumer is not None
@@ -357,7 +458,7 @@ class Worker:
             self._paused.clear()
 
     async def _process(
-        self, data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+        self, data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], generation: int
     ) -> None:
         assert self._runner is not None
         assert self._publisher is not None
@@ -416,7 +517,9 @@ class Worker:
                     continue
             prepared.append(Prepared(record, item.tp, None, letter, epoch=item.epoch))
         if self._txn is not None:
-            await self._publish_transactions(self._txn, prepared, stats, nbytes, started)
+            await self._publish_transactions(
+                self._txn, prepared, stats, nbytes, started, generation
+            )
             return
         deliveries = await self._publisher.send_outputs(prepared)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
@@ -430,14 +533,19 @@ class Worker:
         stats: BatchStats,
         nbytes: int,
         started: float,
+        generation: int,
     ) -> None:
-        """Exactly-once: one transaction per input partition of the batch, then finish it."""
+        """Exactly-once: one transaction per input partition of the batch, then finish it.
+
+        A transaction commits only while the batch's assignment generation is current: once a
+        revocation has ended, the partition's next owner processes these messages.
+        """
         by_partition: dict[TopicPartition, list[Prepared]] = {}
         for p in prepared:
             by_partition.setdefault(p.tp, []).append(p)
         published: list[Prepared] = []
         for tp, share in by_partition.items():
-            if await txn.publish(tp, share):
+            if await txn.publish(tp, share, lambda: generation == self._generation):
                 published.extend(share)
         stats.publish_ms = (time.perf_counter() - started) * 1000.0
         stats.dead_letters = sum(1 for p in published if p.letter is not None)
@@ -461,6 +569,7 @@ class Worker:
         stats.in_flight_bytes = self._budget.bytes
         self._budget.release(taken, nbytes)
         self._last_progress = time.monotonic()
+        self._watch.reached()
         self.batches += 1
 
     def _failure_letter(self, record: ConsumerRecord[bytes, bytes], failure: Failure) -> DeadLetter:
@@ -518,6 +627,7 @@ class Worker:
                 self._log.warning("commit_failed", error=f"{type(exc).__name__}: {exc}")
                 return
             self._tracker.mark_committed(offsets)
+            self._watch.reached()
             self.commits += 1
 
     def _fill_lag(self, stats: BatchStats) -> None:
@@ -544,10 +654,12 @@ class Worker:
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._rebalancing = True
-        timeout = self.settings.rebalance_timeout_ms / 1000.0 * 0.8
-        drained = await self._budget.wait_empty(timeout)
+        drained = await self._drain(self.settings.rebalance_timeout_ms / 1250)
         if self._consumer is not None and revoked and self._txn is None:
             await self._commit(only=revoked)
+        self._generation += 1
+        if self._txn is not None:
+            await self._txn.revoke(revoked)
         self._tracker.forget(revoked)
         self._paused -= revoked
         self._assigned -= revoked
@@ -557,17 +669,31 @@ class Worker:
             drained=drained,
         )
 
+    async def _drain(self, seconds: float) -> bool:
+        """Wait for the work in flight to finish, unless a fatal error means it never will."""
+        if self._failed.is_set():
+            return self._budget.empty
+        empty = asyncio.ensure_future(self._budget.wait_empty(seconds))
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({empty, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+            empty.cancel()
+        return self._budget.empty
+
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        if self._txn is not None and self._consumer is not None:
-            # Fence earlier owners first, then read positions their transactions committed.
+        self._generation += 1
+        if self._txn is not None:
+            # Fence earlier owners first (their transactions complete or abort); the fetch
+            # loop then reads the offsets those transactions committed (_seek_assigned).
             await self._txn.assign(set(assigned))
-            if assigned:
-                await self._consumer.seek_to_committed(*assigned)
+        self._to_seek = set(assigned)
         self._assigned = set(assigned)
         self.assignments += 1
         self._paused &= self._assigned
         self._rebalancing = False
-        self._last_progress = time.monotonic()
+        self._restart_idle_timers()
         self._log.info(
             "partitions_assigned",
             partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
@@ -589,8 +715,12 @@ class Worker:
             reasons.append("stopping")
         if not self._assigned:
             reasons.append("no partitions assigned")
+        stall = self.settings.readiness_stall_seconds
+        unreachable = self._watch.unreachable_for()
+        if unreachable is not None and unreachable > stall:
+            reasons.append(f"Kafka unreachable for {unreachable:.0f} s")
         stalled = time.monotonic() - self._last_progress
-        if stalled > self.settings.readiness_stall_seconds:
+        if stalled > stall:
             reasons.append(f"no fetch progress for {stalled:.0f}s")
         if not await self._backend_ready():
             reasons.append("backend not ready")
@@ -628,6 +758,8 @@ class Worker:
             if self._in_getmany:
                 self._fetch_task.cancel()
             clean &= await self._wait_task(self._fetch_task, remaining())
+        if self._watch_task is not None:
+            clean &= await self._wait_task(self._watch_task, remaining())
         if self._tasks:
             await self._queue.put(None)
             clean &= await self._wait_task(self._tasks[1], remaining())

@@ -45,7 +45,7 @@ _HELP = {
     "max_in_flight_bytes": "Most message bytes fetched but not yet committed.",
     "worker_id": "Worker id in events and dead letters (default <hostname>-<pid>).",
     "auto_offset_reset": "Where a new group starts: earliest or latest.",
-    "readiness_stall_seconds": "/readyz fails after this long without fetch progress.",
+    "readiness_stall_seconds": "/readyz fails after this long stalled or with Kafka unreachable.",
     "shutdown_timeout_seconds": "Deadline for draining and closing on SIGTERM/SIGINT.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
 }

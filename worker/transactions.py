@@ -25,6 +25,7 @@ the last committed transaction, so this one stops without committing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -52,6 +53,10 @@ def transactional_id(group_id: str, tp: TopicPartition) -> str:
 
 
 class _RetryTransaction(Exception):
+    pass
+
+
+class _Revoked(Exception):
     pass
 
 
@@ -104,11 +109,22 @@ class TransactionalPublisher:
         self._producers[tp] = producer
 
     async def assign(self, partitions: set[TopicPartition]) -> None:
-        """Keep producers for ``partitions`` only, starting the missing ones."""
-        for tp in set(self._producers) - partitions:
-            await stop_bounded(self._producers.pop(tp), 5.0)
-        for tp in sorted(partitions - set(self._producers)):
-            await self._start(tp)
+        """Keep producers for ``partitions`` only, starting the missing ones (concurrently).
+
+        Starting a producer fences every earlier producer of its transactional id, and
+        returns only once their last transaction has completed or been aborted.
+        """
+        await self.revoke(set(self._producers) - partitions)
+        missing = sorted(partitions - set(self._producers))
+        results = await asyncio.gather(*(self._start(tp) for tp in missing), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def revoke(self, partitions: set[TopicPartition]) -> None:
+        """Stop the producers of ``partitions``: a later assignment fences afresh."""
+        stopping = [self._producers.pop(tp) for tp in partitions if tp in self._producers]
+        await asyncio.gather(*(stop_bounded(producer, 5.0) for producer in stopping))
 
     async def close(self, seconds: float) -> bool:
         """Stop every producer within ``seconds``."""
@@ -119,12 +135,18 @@ class TransactionalPublisher:
             ok &= await stop_bounded(self._producers.pop(tp), deadline - loop.time())
         return ok
 
-    async def publish(self, tp: TopicPartition, prepared: list[Prepared]) -> bool:
+    async def publish(
+        self,
+        tp: TopicPartition,
+        prepared: list[Prepared],
+        still_owned: Callable[[], bool] = lambda: True,
+    ) -> bool:
         """Publish ``prepared`` (messages of ``tp``, in order) and their offsets atomically.
 
-        Returns False when the partition was revoked meanwhile: nothing was committed and
-        its new owner processes these messages. Raises :class:`KafkaFatalError` when the
-        producer was fenced or cannot be restarted.
+        ``still_owned`` is asked just before the commit; when it says False the transaction
+        is aborted. Returns False when the partition was revoked meanwhile: nothing was
+        committed and its next owner processes these messages. Raises
+        :class:`KafkaFatalError` when the producer was fenced or cannot be restarted.
         """
         backoff = 0.1
         next_offset = prepared[-1].record.offset + 1
@@ -134,9 +156,15 @@ class TransactionalPublisher:
             if producer is None:
                 return False
             try:
-                await self._transaction(producer, tp, prepared, next_offset, batched=batched)
+                await self._transaction(
+                    producer, tp, prepared, next_offset, batched=batched, still_owned=still_owned
+                )
                 self.transactions += 1
                 return True
+            except _Revoked:
+                self.aborts += 1
+                await self._abort_or_restart(tp, producer)
+                return False
             except ProducerFenced as exc:
                 self._producers.pop(tp, None)
                 await stop_bounded(producer, 5.0)
@@ -165,6 +193,7 @@ class TransactionalPublisher:
         next_offset: int,
         *,
         batched: bool,
+        still_owned: Callable[[], bool],
     ) -> None:
         publisher = self._publisher(producer)
         await producer.begin_transaction()
@@ -190,6 +219,8 @@ class TransactionalPublisher:
             item.letter = replacement
         if failed:
             raise _RetryTransaction("a message of the transaction was not acknowledged")
+        if not still_owned():
+            raise _Revoked
         await producer.send_offsets_to_transaction({tp: next_offset}, self._settings.group_id)
         await producer.commit_transaction()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import signal
 
@@ -13,7 +14,17 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from tests.e2e._process import BACKEND, WorkerProcess, worker_env
-from tests.e2e.conftest import Poison, committed, consume, produce, running_worker, wait_for
+from tests.e2e.conftest import (
+    Identity,
+    Poison,
+    Slow,
+    committed,
+    consume,
+    produce,
+    running_worker,
+    wait_for,
+)
+from worker.app import Worker
 from worker.transactions import Prepared, TransactionalPublisher
 
 pytestmark = pytest.mark.kafka
@@ -116,3 +127,40 @@ async def test_a_new_owner_fences_the_old_producer_and_aborts_its_open_transacti
     assert [o.value for o in outputs] == [b'{"from": "owner"}']
     positions = await committed(kafka_bootstrap, settings.group_id, names["input_topic"], 1)
     assert positions == {0: 1}
+
+
+async def test_a_worker_fenced_during_a_rebalance_exits_1_without_waiting_out_the_deadline(
+    kafka_bootstrap, topics, worker_settings
+):
+    names = await topics(1)
+    settings = worker_settings(**names, delivery="exactly-once", shutdown_timeout_seconds=90)
+    tp = TopicPartition(names["input_topic"], 0)
+    backend = Slow()
+    backend.sleep_s = 3.0
+    worker = Worker(settings, backend)
+    task = asyncio.create_task(worker.run())
+    thief = TransactionalPublisher(
+        settings, output_partitions=1, backend="B", logger=structlog.get_logger("test")
+    )
+    try:
+        await asyncio.wait_for(worker.started.wait(), 60)
+        await wait_for(lambda: worker.assignments >= 1, 30, "the assignment")
+        await produce(kafka_bootstrap, names["input_topic"], [(b"k", b'{"id": 1}')])
+        await asyncio.to_thread(backend.started.wait, 30)
+        await thief.assign({tp})  # the same transactional id: the worker's producer is fenced
+        # A second worker joins while the batch is in flight: the first one's revocation
+        # waits for it to drain (up to 48 s by default), then the batch meets the fence.
+        async with running_worker(settings, Identity()) as joiner:
+            code = await asyncio.wait_for(task, 15)  # far less than the 90 s deadline
+            await wait_for(lambda: joiner.batches >= 1, 60, "the joiner's batch")
+    finally:
+        if not task.done():
+            worker.force_stop()
+            await asyncio.wait_for(task, 30)
+        await thief.close(5)
+    assert code == 1
+    assert "fenced" in str(worker.failure)
+    outputs = await consume(
+        kafka_bootstrap, names["output_topic"], 1, settle=1.0, isolation_level="read_committed"
+    )
+    assert [orjson.loads(o.value)["id"] for o in outputs] == [1]

@@ -7,6 +7,7 @@ import urllib.request
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from tests.e2e.conftest import Slow, consume, produce, running_worker, wait_for
 
@@ -106,3 +107,54 @@ async def test_readiness_fails_when_fetching_stalls_while_messages_wait(
         monkeypatch.undo()
         await consume(kafka_bootstrap, names["output_topic"], 1)
         await wait_for(lambda: worker.batches >= 1, 20, "the batch after the stall")
+
+
+async def test_taking_over_a_backlog_after_an_idle_spell_is_not_a_fetch_stall(
+    kafka_bootstrap, topics, worker_settings, monkeypatch
+):
+    names = await topics(2)
+    # Lag checks every 2 s while idle; a new assignment's first records take 1.5 s to come.
+    settings = worker_settings(**names, readiness_stall_seconds=6, max_batch_size=5)
+    slow = Slow()
+    slow.sleep_s = 1.0
+    slow.always = True
+    loop = asyncio.get_running_loop()
+    blind_until = 0.0
+    with capture_logs() as logs:
+        async with running_worker(settings, Slow()) as worker:
+            getmany = worker._consumer.getmany
+            on_assigned = worker._on_assigned
+
+            async def slow_first_fetch(*args, **kwargs):
+                if loop.time() < blind_until:
+                    await asyncio.sleep(0.02)
+                    return {}
+                return await getmany(*args, **kwargs)
+
+            async def assigned(partitions):
+                nonlocal blind_until
+                await on_assigned(partitions)
+                if len(partitions) == 2:  # the takeover
+                    blind_until = loop.time() + 1.5
+
+            monkeypatch.setattr(worker._consumer, "getmany", slow_first_fetch)
+            monkeypatch.setattr(worker, "_on_assigned", assigned)
+            async with running_worker(settings, slow) as busy:
+                await wait_for(lambda: len(busy._assigned) == 1, 30, "one partition each")
+                await wait_for(lambda: len(worker._assigned) == 1, 30, "one partition each")
+                (backlog,) = busy._assigned
+                messages = [(None, orjson.dumps({"id": i})) for i in range(100)]
+                await produce(
+                    kafka_bootstrap, names["input_topic"], messages, partition=backlog.partition
+                )
+                idle_since = loop.time()
+                await wait_for(  # the first worker idles for longer than the lag-check interval
+                    lambda: loop.time() - idle_since > 4.5, 10, "an idle spell"
+                )
+            # The busy worker left with most of its backlog: the first one takes it over.
+            await wait_for(lambda: len(worker._assigned) == 2, 30, "the takeover")
+            outputs = await consume(kafka_bootstrap, names["output_topic"], 100, within=60)
+            assert len({o.value for o in outputs}) == 100
+    assert blind_until > 0, "the takeover was not seen"
+    stalls = [e for e in logs if e["event"] == "fetch_stalled"]
+    assert not stalls, stalls

@@ -1,0 +1,47 @@
+"""BrokerWatch: one warning when Kafka stops answering, one when it is back, with durations."""
+
+from __future__ import annotations
+
+import structlog
+from aiokafka.errors import KafkaConnectionError
+from structlog.testing import capture_logs
+
+from worker.connectivity import BrokerWatch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_outage_logs_one_warning_at_its_start_and_one_with_its_duration_at_its_end():
+    clock = Clock()
+    with capture_logs() as logs:
+        watch = BrokerWatch(structlog.get_logger("test"), clock)
+        clock.now += 2.0
+        watch.failed(KafkaConnectionError("connection refused"))
+        clock.now += 5.0
+        watch.failed(KafkaConnectionError("connection refused"))
+        watch.failed(TimeoutError())
+        assert watch.unreachable_for() == 7.0  # from the last answer, not the first failure
+        clock.now += 1.5
+        watch.reached()
+        watch.reached()
+    assert [e["event"] for e in logs] == ["kafka_unreachable", "kafka_reachable"]
+    assert logs[0]["error"] == "KafkaConnectionError: connection refused"
+    assert logs[0]["last_contact_s_ago"] == 2.0
+    assert logs[1]["unreachable_s"] == 8.5
+    assert watch.unreachable_for() is None
+
+
+def test_quiet_for_counts_from_the_last_answer():
+    clock = Clock()
+    watch = BrokerWatch(None, clock)
+    clock.now += 3.0
+    assert watch.quiet_for() == 3.0
+    watch.reached()
+    assert watch.quiet_for() == 0.0
+    assert watch.unreachable_for() is None

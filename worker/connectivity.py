@@ -1,0 +1,62 @@
+"""Whether the worker can reach Kafka, judged from the outcome of its own requests.
+
+Every request that gets an answer (a fetch with records, an acknowledgement, a commit, a lag
+check, a probe) calls :meth:`BrokerWatch.reached`; a request that fails or times out calls
+:meth:`BrokerWatch.failed`. The watch logs one ``kafka_unreachable`` warning when the broker
+stops answering and one ``kafka_reachable`` warning, with the outage's duration, when it is
+back; ``/readyz`` asks :meth:`BrokerWatch.unreachable_for`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker._kafka import describe
+from worker._log_limit import take_suppressed
+
+__all__ = ["BrokerWatch"]
+
+
+class BrokerWatch:
+    """Tracks the broker's reachability and logs each change once."""
+
+    def __init__(self, logger: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._clock = clock
+        self._unreachable_since: float | None = None
+        self.last_contact = clock()
+
+    def reached(self) -> None:
+        """A request was answered: the broker is reachable."""
+        now = self._clock()
+        self.last_contact = now
+        since = self._unreachable_since
+        if since is not None:
+            self._unreachable_since = None
+            self._log.warning(
+                "kafka_reachable",
+                unreachable_s=round(now - since, 1),
+                suppressed_library_lines=take_suppressed(),
+            )
+
+    def failed(self, error: BaseException) -> None:
+        """A request failed or timed out: unreachable since the last answer (if not already)."""
+        if self._unreachable_since is None:
+            self._unreachable_since = self.last_contact
+            self._log.warning(
+                "kafka_unreachable",
+                error=describe(error) if str(error) else type(error).__name__,
+                last_contact_s_ago=round(self._clock() - self.last_contact, 1),
+            )
+
+    def quiet_for(self) -> float:
+        """Seconds since the last answered request."""
+        return self._clock() - self.last_contact
+
+    def unreachable_for(self) -> float | None:
+        """Seconds since the broker stopped answering, or None while it answers."""
+        if self._unreachable_since is None:
+            return None
+        return self._clock() - self._unreachable_since
