@@ -16,7 +16,7 @@ import signal
 from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from worker.publisher import SOURCE_HEADER
+from worker.pipeline import SOURCE_HEADER
 
 
 async def pipe(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from worker.publisher import source_of
+from worker.pipeline import source_of
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

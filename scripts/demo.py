@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from worker.publisher import SOURCE_HEADER, source_of
+from worker.pipeline import SOURCE_HEADER, source_of
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = REPO / "examples" / "anomaly_scorer"

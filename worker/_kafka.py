@@ -26,6 +26,7 @@ from aiokafka.errors import (
     for_code,
 )
 
+from worker._backoff import Backoff
 from worker.errors import PublishError, StartupError
 from worker.settings import WorkerSettings
 
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "UNLIMITED",
     "TopicLimits",
+    "check_topics",
     "describe",
     "make_consumer",
     "make_producer",
@@ -142,7 +144,7 @@ async def start_with_retry(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    delay = 0.2
+    backoff = Backoff(initial=0.2, maximum=2.0)
     kind = "consumer" if isinstance(client, AIOKafkaConsumer) else "producer"
     while True:
         try:
@@ -150,13 +152,12 @@ async def start_with_retry(
             return
         except KafkaError as exc:
             await stop_bounded(client, 2.0)
-            if not getattr(exc, "retriable", False) or loop.time() + delay > deadline:
+            if not getattr(exc, "retriable", False) or loop.time() + backoff.peek() > deadline:
                 raise StartupError(
                     f"Kafka {kind} could not connect to bootstrap servers {bootstrap!r} "
                     f"within {seconds:g}s: {describe(exc)}"
                 ) from exc
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+        await asyncio.sleep(backoff.next_delay())
 
 
 async def stop_bounded(client: AIOKafkaConsumer | AIOKafkaProducer, seconds: float) -> bool:
@@ -184,6 +185,18 @@ async def output_partition_count(producer: AIOKafkaProducer, topic: str, seconds
     return len(partitions)
 
 
+async def check_topics(producer: AIOKafkaProducer, settings: WorkerSettings) -> int:
+    """Every topic of ``settings`` exists (:class:`StartupError` if not); returns the output
+    topic's partition count."""
+    timeout = settings.startup_timeout_seconds
+    await output_partition_count(producer, settings.input_topic, timeout)
+    output_partitions = await output_partition_count(producer, settings.output_topic, timeout)
+    await output_partition_count(producer, settings.dlq_topic, timeout)
+    if settings.metrics_topic is not None:
+        await output_partition_count(producer, settings.metrics_topic, timeout)
+    return output_partitions
+
+
 async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
     """Read the output and dead-letter topics' limits with the admin client within ``seconds``.
 
@@ -195,7 +208,7 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
     bootstrap = settings.bootstrap_servers
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    delay = 0.2
+    backoff = Backoff(initial=0.2, maximum=2.0)
     while True:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap, client_id=f"packflow-worker-{settings.worker_id}"
@@ -211,7 +224,8 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
             break
         except (TimeoutError, KafkaError) as exc:
             retriable = getattr(exc, "retriable", False)
-            if isinstance(exc, TimeoutError) or not retriable or loop.time() + delay > deadline:
+            late = loop.time() + backoff.peek() > deadline
+            if isinstance(exc, TimeoutError) or not retriable or late:
                 what = describe(exc) if isinstance(exc, KafkaError) else "timed out"
                 if not started:
                     raise StartupError(
@@ -224,8 +238,7 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
                 ) from exc
         finally:
             await _close_admin(admin)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+        await asyncio.sleep(backoff.next_delay())
     if "compact" in _config(configs, dlq, _CLEANUP_POLICY).split(","):
         raise StartupError(
             f"dead-letter topic {dlq!r} is compacted (cleanup.policy "

@@ -1,27 +1,16 @@
-"""Publishing outputs, dead letters and metric events, and settling their delivery.
+"""Publishing outputs, dead letters and metric events with one producer, and settling them.
 
-``send_*`` queue messages on the producer and return :class:`Delivery` objects whose futures
-the ack stage settles with :meth:`Publisher.settle`, in order.
+``send_*`` queue messages on the producer and return :class:`Delivery` handles whose futures
+:meth:`Publisher.settle` waits on, in order.
 
 :meth:`Publisher.send_outputs` queues all messages of one fetched batch. Outputs go through
 aiokafka's batch API: one ``BatchBuilder`` per output partition, filled in input order and
 handed to ``send_batch`` when full and at the end; the deliveries of one builder share its
 future. Dead letters, and an output too large for even an empty builder (``max_batch_bytes``),
 go through the per-message ``send()``; the builder of that output's partition is sent first,
-so per-partition order holds.
-
-Nothing is sent that the broker would refuse for good (after such a refusal aiokafka's
-idempotent producer fails every later send to the partition): with the
-:class:`~worker._kafka.TopicLimits` read at start-up, before any send,
-
-* an output whose one-message record batch (:func:`one_message_batch_bytes`) is over the
-  output topic's ``max.message.bytes``, or whose input message has no key while the output
-  topic is compacted, becomes a ``publish`` dead letter (:func:`output_refusal`);
-* a dead letter over the dead-letter topic's limit goes without the original value, and
-  with its error message cut if it is still over (:func:`fit_dead_letter`);
-* batches of several messages (builders, and aiokafka's grouping of ``send()`` calls) never
-  grow past either limit (``max_batch_bytes``, the producer's ``max_batch_size``, is at most
-  both).
+so per-partition order holds. No batch of several messages grows past the output or
+dead-letter topic's limit (``max_batch_bytes``, the producer's ``max_batch_size``, is at most
+both); a dead letter is made to fit its topic (:func:`~worker.pipeline.fit_dead_letter`).
 
 Settling never gives up:
 
@@ -42,40 +31,23 @@ input partition map to one output partition, so per-key and per-input-partition 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from aiokafka.record.util import size_of_varint
 from aiokafka.structs import ConsumerRecord
 
+from worker._backoff import Backoff
 from worker._kafka import UNLIMITED, TopicLimits, to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
+from worker.pipeline import Message, fit_dead_letter, output_headers, publish_letter
 
-__all__ = [
-    "SOURCE_HEADER",
-    "Delivery",
-    "Prepared",
-    "Publisher",
-    "SharedBatch",
-    "fit_dead_letter",
-    "one_message_batch_bytes",
-    "output_refusal",
-    "publish_letter",
-    "source_of",
-]
+__all__ = ["Delivery", "Publisher", "SharedBatch"]
 
-SOURCE_HEADER = "packflow-source"
 _MAX_BACKOFF = 5.0
 _MAX_PENDING_EVENTS = 1000
-# A v2 record batch's fixed header (base offset and length included) and, for its only
-# record, the attributes byte and the timestamp and offset deltas (0: one byte each).
-_BATCH_HEADER_BYTES = 61
-_FIRST_RECORD_FIXED_BYTES = 3
 
 
 @dataclass(slots=True, eq=False)
@@ -96,16 +68,16 @@ class SharedBatch:
     failure_logged: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Delivery:
-    """One queued message for one input message: its output or its dead letter.
+    """The send of one message's outcome: its output, or its dead letter (``letter``).
 
-    ``batch`` is set while the output rides in a batch sent with ``send_batch``: ``future``
-    is then that batch's shared future.
+    ``epoch`` is the offset tracker's epoch to acknowledge it with. ``batch`` is set while
+    the output rides in a batch sent with ``send_batch``: ``future`` is then that batch's
+    shared future.
     """
 
-    record: ConsumerRecord[bytes, bytes]
-    tp: TopicPartition
+    message: Message
     epoch: int
     future: asyncio.Future[Any]
     value: bytes
@@ -113,121 +85,25 @@ class Delivery:
     batch: SharedBatch | None = None
 
     @property
+    def record(self) -> ConsumerRecord[bytes, bytes]:
+        """The input message."""
+        return self.message.record
+
+    @property
+    def tp(self) -> TopicPartition:
+        """The input partition."""
+        return self.message.tp
+
+    @property
     def is_dead_letter(self) -> bool:
         """True when this delivery goes to the dead-letter topic."""
         return self.letter is not None
-
-
-@dataclass(slots=True)
-class Prepared:
-    """One input message ready to publish: its encoded output, or its dead letter.
-
-    ``epoch`` is the offset tracker's epoch to acknowledge it with (:class:`Delivery`).
-    """
-
-    record: ConsumerRecord[bytes, bytes]
-    tp: TopicPartition
-    value: bytes | None
-    letter: DeadLetter | None
-    rows: int = 0
-    epoch: int = 0
-
-
-def publish_letter(
-    record: ConsumerRecord[bytes, bytes], exc: BaseException, error: PublishError
-) -> DeadLetter:
-    """The ``publish`` dead letter replacing the output of ``record`` the broker refused."""
-    message = f"output of {locate(record)} could not be published: {error}"
-    return DeadLetter.of(record, type(exc).__name__, message, "publish")
-
-
-def one_message_batch_bytes(
-    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-) -> int:
-    """The size of a record batch holding only this message (uncompressed).
-
-    This is what aiokafka's ``BatchBuilder.size()`` gives and what the broker compares with
-    the topic's ``max.message.bytes``.
-    """
-    body = _FIRST_RECORD_FIXED_BYTES + int(DefaultRecordBatchBuilder.size_of(key, value, headers))
-    return _BATCH_HEADER_BYTES + int(size_of_varint(body)) + body
-
-
-def output_refusal(
-    record: ConsumerRecord[bytes, bytes],
-    value: bytes,
-    headers: list[tuple[str, bytes]],
-    limits: TopicLimits,
-    topic: str,
-) -> DeadLetter | None:
-    """The ``publish`` dead letter for an output that ``topic`` would refuse, else None."""
-    if limits.output_compacted and record.key is None:
-        message = (
-            f"output of {locate(record)} cannot be published: the input message has no key "
-            f"and topic {topic!r} is compacted (its cleanup.policy has compact), which "
-            "refuses records without a key"
-        )
-        return DeadLetter.of(record, "InvalidRecordError", message, "publish")
-    size = one_message_batch_bytes(record.key, value, headers)
-    limit = limits.output_max_message_bytes
-    if size > limit:
-        message = (
-            f"output of {locate(record)} is {size:,} bytes as a record batch, "
-            f"over max.message.bytes {limit:,} of topic {topic!r}"
-        )
-        return DeadLetter.of(record, "MessageSizeTooLargeError", message, "publish")
-    return None
-
-
-def fit_dead_letter(
-    letter: DeadLetter,
-    key: bytes | None,
-    headers: list[tuple[str, bytes]],
-    limit: int,
-    encode: Callable[[DeadLetter], bytes],
-) -> tuple[DeadLetter, bytes]:
-    """``letter`` and its encoding, made to fit a topic whose ``max.message.bytes`` is ``limit``.
-
-    Over the limit, the original value is left out (:meth:`DeadLetter.without_value`); still
-    over it, the end of the error message is cut. Key, headers and ``source`` are kept.
-    """
-    value = encode(letter)
-    size = one_message_batch_bytes(key, value, headers)
-    if size > limit and letter.value is not None:
-        letter = letter.without_value()
-        value = encode(letter)
-        size = one_message_batch_bytes(key, value, headers)
-    note = f" [cut to fit max.message.bytes {limit:,}]"
-    text = letter.message
-    while size > limit and text:
-        text = text[: max(0, len(text) - (size - limit) - len(note))]
-        letter = dataclasses.replace(letter, message=text + note)
-        value = encode(letter)
-        size = one_message_batch_bytes(key, value, headers)
-    return letter, value
 
 
 def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(exc)
     return future
-
-
-def source_of(headers: Iterable[tuple[str, bytes]] | None) -> tuple[str, int, int] | None:
-    """``(topic, partition, offset)`` of the input named by an output's ``packflow-source``
-    header (as :func:`_headers` writes it), or None when ``headers`` have none."""
-    for name, value in headers or ():
-        if name == SOURCE_HEADER:
-            topic, partition, offset = value.decode().rsplit("/", 2)
-            return topic, int(partition), int(offset)
-    return None
-
-
-def _headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
-    source = f"{record.topic}/{record.partition}/{record.offset}".encode()
-    kept = [(k, v) for k, v in (record.headers or ()) if k != SOURCE_HEADER]
-    kept.append((SOURCE_HEADER, source))
-    return kept
 
 
 class Publisher:
@@ -279,7 +155,7 @@ class Publisher:
     ) -> asyncio.Future[Any]:
         try:
             future: asyncio.Future[Any] = await self._producer.send(
-                topic, value, key=record.key, partition=partition, headers=_headers(record)
+                topic, value, key=record.key, partition=partition, headers=output_headers(record)
             )
         except asyncio.CancelledError:
             raise
@@ -287,74 +163,53 @@ class Publisher:
             return _failed_future(exc)
         return future
 
-    async def send_output(
-        self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition, epoch: int, value: bytes
-    ) -> Delivery:
-        """Queue the output message of ``record``."""
+    async def send_output(self, message: Message, epoch: int, value: bytes) -> Delivery:
+        """Queue the output ``value`` of ``message``."""
+        record = message.record
         future = await self._send(self._output_topic, value, record, self._output_partition(record))
-        return Delivery(record, tp, epoch, future, value)
+        return Delivery(message, epoch, future, value)
 
-    async def send_dead_letter(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        tp: TopicPartition,
-        epoch: int,
-        letter: DeadLetter,
-    ) -> Delivery:
-        """Queue the dead letter of ``record``, made to fit the topic (:func:`fit_dead_letter`)."""
+    async def send_dead_letter(self, message: Message, epoch: int, letter: DeadLetter) -> Delivery:
+        """Queue the dead letter of ``message``, made to fit the topic (:func:`fit_dead_letter`)."""
+        record = message.record
         letter, value = fit_dead_letter(
             letter,
             record.key,
-            _headers(record),
+            output_headers(record),
             self._limits.dlq_max_message_bytes,
             self._encode_letter,
         )
         future = await self._send(self._dlq_topic, value, record, None)
-        return Delivery(record, tp, epoch, future, value, letter)
+        return Delivery(message, epoch, future, value, letter)
 
-    def vet(self, item: Prepared, headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Turn ``item``'s output into a ``publish`` dead letter if the broker would refuse it."""
-        if item.letter is not None or item.value is None:
-            return
-        record = item.record
-        letter = output_refusal(
-            record,
-            item.value,
-            _headers(record) if headers is None else headers,
-            self._limits,
-            self._output_topic,
-        )
-        if letter is not None:
-            item.letter = letter
-            item.value = None
+    async def send_message(self, message: Message, epoch: int = 0) -> Delivery:
+        """Queue ``message``'s outcome by itself: its output, or its dead letter."""
+        if message.letter is not None:
+            return await self.send_dead_letter(message, epoch, message.letter)
+        assert message.output is not None
+        return await self.send_output(message, epoch, message.output)
 
-    async def send_prepared(self, item: Prepared) -> Delivery:
-        """Queue ``item``: its output (vetted first, see :meth:`vet`), or its dead letter."""
-        self.vet(item)
-        if item.letter is None:
-            assert item.value is not None
-            return await self.send_output(item.record, item.tp, item.epoch, item.value)
-        return await self.send_dead_letter(item.record, item.tp, item.epoch, item.letter)
+    async def send_outputs(
+        self, messages: list[Message], epochs: Mapping[TopicPartition, int] | None = None
+    ) -> list[Delivery]:
+        """Queue the outcomes of one fetched batch, in input order (see the module docstring).
 
-    async def send_outputs(self, items: list[Prepared]) -> list[Delivery]:
-        """Queue the messages of one fetched batch, in input order.
-
-        Each output is vetted first (:meth:`vet`: one the broker would refuse becomes a dead
-        letter). Outputs go in one ``send_batch`` per output partition (more when a builder
-        fills up), dead letters and outputs too large for an empty builder one by one with
-        ``send()``; see the module docstring. Returns one delivery per item, in the same order.
+        Outputs go in one ``send_batch`` per output partition (more when a builder fills
+        up), dead letters and outputs too large for an empty builder one by one with
+        ``send()``. ``epochs`` gives each input partition's tracker epoch (default 0).
+        Returns one delivery per message, in the same order.
         """
         deliveries: list[Delivery] = []
         batches: dict[int, SharedBatch] = {}
-        for item in items:
-            record, epoch = item.record, item.epoch
-            headers = _headers(record)
-            self.vet(item, headers)
-            if item.letter is not None:
-                deliveries.append(await self.send_dead_letter(record, item.tp, epoch, item.letter))
+        for message in messages:
+            record = message.record
+            epoch = 0 if epochs is None else epochs.get(message.tp, 0)
+            if message.letter is not None:
+                deliveries.append(await self.send_dead_letter(message, epoch, message.letter))
                 continue
-            value = item.value
+            value = message.output
             assert value is not None
+            headers = output_headers(record)
             partition = self._output_partition(record)
             batch = batches.get(partition)
             if batch is None:
@@ -368,9 +223,9 @@ class Publisher:
             if not batch.members and batch.builder.size() > self._max_batch_bytes:
                 # It does not fit even alone: drop this builder, send the message by itself.
                 del batches[partition]
-                deliveries.append(await self.send_output(record, item.tp, epoch, value))
+                deliveries.append(await self.send_output(message, epoch, value))
                 continue
-            delivery = Delivery(record, item.tp, epoch, batch.future, value, None, batch)
+            delivery = Delivery(message, epoch, batch.future, value, None, batch)
             batch.members.append(delivery)
             deliveries.append(delivery)
         for batch in batches.values():
@@ -409,7 +264,7 @@ class Publisher:
         Returns the delivery that was finally acknowledged: a dead letter replaces an output
         the broker refused for good.
         """
-        backoff = 0.1
+        backoff = Backoff(initial=0.1, maximum=_MAX_BACKOFF)
         while True:
             try:
                 await delivery.future
@@ -417,41 +272,37 @@ class Publisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                topic = self._dlq_topic if delivery.is_dead_letter else self._output_topic
-                record = delivery.record
-                error, replacement = self.refused(record, delivery.letter, exc)
-                shared = delivery.batch
-                if shared is not None:
-                    delivery.batch = None
-                    self._log_batch_failure(shared, error)
-                    self.batch_fallbacks += 1
-                    partition = self._output_partition(record)
-                    delivery.future = await self._send(topic, delivery.value, record, partition)
-                    continue
-                if replacement is not None and not delivery.is_dead_letter:
-                    delivery = await self.send_dead_letter(
-                        record, delivery.tp, delivery.epoch, replacement
-                    )
-                    continue
-                if replacement is not None:
-                    delivery.letter = replacement
-                    delivery.value = self._encode_letter(replacement)
-                self.publish_retries += 1
-                self._log.warning(
-                    "publish_retry",
-                    source=locate(record),
-                    topic=topic,
-                    error=str(error),
-                    retry_in_s=backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-                delivery.future = await self._send(
-                    topic,
-                    delivery.value,
-                    record,
-                    None if delivery.is_dead_letter else self._output_partition(record),
-                )
+                delivery = await self._after_failure(delivery, exc, backoff)
+
+    async def _after_failure(
+        self, delivery: Delivery, exc: Exception, backoff: Backoff
+    ) -> Delivery:
+        """The delivery to wait for next, after ``delivery`` failed with ``exc``."""
+        topic = self._dlq_topic if delivery.is_dead_letter else self._output_topic
+        record = delivery.record
+        error, replacement = self.refused(record, delivery.letter, exc)
+        shared = delivery.batch
+        if shared is not None:
+            delivery.batch = None
+            self._log_batch_failure(shared, error)
+            self.batch_fallbacks += 1
+            partition = self._output_partition(record)
+            delivery.future = await self._send(topic, delivery.value, record, partition)
+            return delivery
+        if replacement is not None and not delivery.is_dead_letter:
+            return await self.send_dead_letter(delivery.message, delivery.epoch, replacement)
+        if replacement is not None:
+            delivery.letter = replacement
+            delivery.value = self._encode_letter(replacement)
+        self.publish_retries += 1
+        delay = backoff.next_delay()
+        self._log.warning(
+            "publish_retry", source=locate(record), topic=topic, error=str(error), retry_in_s=delay
+        )
+        await asyncio.sleep(delay)
+        target = None if delivery.is_dead_letter else self._output_partition(record)
+        delivery.future = await self._send(topic, delivery.value, record, target)
+        return delivery
 
     def refused(
         self, record: ConsumerRecord[bytes, bytes], letter: DeadLetter | None, exc: BaseException

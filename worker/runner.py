@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from packflow.backend.metrics import STEP_NAMES
 
-__all__ = ["BatchRun", "BatchRunner", "Failure", "SupportsRun"]
+__all__ = ["BatchRun", "BatchRunner", "Failure", "SupportsRun", "ask_ready"]
 
 
 class _RunResult(Protocol):
@@ -205,3 +205,18 @@ def _locate(
             return i, record_index - start
         start += count
     raise IndexError(record_index)  # pragma: no cover - caller checked the range
+
+
+async def ask_ready(backend: object, executor: Executor, seconds: float) -> bool:
+    """The backend's ``ready()``, asked in ``executor`` within ``seconds`` (True without one).
+
+    An error or a late answer counts as not ready.
+    """
+    ready = getattr(backend, "ready", None)
+    if ready is None:
+        return True
+    loop = asyncio.get_running_loop()
+    try:
+        return bool(await asyncio.wait_for(loop.run_in_executor(executor, ready), seconds))
+    except Exception:
+        return False

@@ -14,7 +14,7 @@ retries it whole, with backoff and with one ``send()`` per message (aiokafka may
 them into one batch); an output refused for good becomes a ``publish`` dead letter, a dead
 letter refused for good is sent without the original value. The topic limits read at
 start-up make the broker's refusals for size or a missing key rare: as in at-least-once
-delivery, such outputs become dead letters before any send (:meth:`Publisher.vet`), dead
+delivery, such outputs become dead letters before any send (the pipeline's vetting), dead
 letters over the dead-letter topic's limit go without the original value, and the producers'
 batches stay under both topics' limits. A batch the broker still refuses as a whole
 turns all its outputs into dead letters here, unlike in at-least-once delivery.
@@ -25,12 +25,14 @@ the last committed transaction, so this one stops without committing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from worker._backoff import Backoff
 from worker._kafka import (
     UNLIMITED,
     TopicLimits,
@@ -39,10 +41,11 @@ from worker._kafka import (
     stop_bounded,
 )
 from worker.errors import KafkaFatalError
-from worker.publisher import Prepared, Publisher
+from worker.pipeline import Message
+from worker.publisher import Publisher
 from worker.settings import WorkerSettings
 
-__all__ = ["Prepared", "TransactionalPublisher", "transactional_id"]
+__all__ = ["TransactionalPublisher", "transactional_id"]
 
 _MAX_BACKOFF = 5.0
 
@@ -53,7 +56,9 @@ def transactional_id(group_id: str, tp: TopicPartition) -> str:
 
 
 class _RetryTransaction(Exception):
-    pass
+    def __init__(self, messages: list[Message]) -> None:
+        super().__init__("a message of the transaction was not acknowledged")
+        self.messages = messages  # what the next attempt sends
 
 
 class _Revoked(Exception):
@@ -138,33 +143,34 @@ class TransactionalPublisher:
     async def publish(
         self,
         tp: TopicPartition,
-        prepared: list[Prepared],
+        messages: list[Message],
         still_owned: Callable[[], bool] = lambda: True,
-    ) -> bool:
-        """Publish ``prepared`` (messages of ``tp``, in order) and their offsets atomically.
+    ) -> list[Message] | None:
+        """Publish ``messages`` (of ``tp``, in order) and their offsets atomically.
 
-        ``still_owned`` is asked just before the commit; when it says False the transaction
-        is aborted. Returns False when the partition was revoked meanwhile: nothing was
-        committed and its next owner processes these messages. Raises
+        Returns the messages as committed (an output refused for good is a dead letter
+        there). ``still_owned`` is asked just before the commit; when it says False the
+        transaction is aborted. Returns None when the partition was revoked meanwhile:
+        nothing was committed and its next owner processes these messages. Raises
         :class:`KafkaFatalError` when the producer was fenced or cannot be restarted.
         """
-        backoff = 0.1
-        next_offset = prepared[-1].record.offset + 1
+        backoff = Backoff(initial=0.1, maximum=_MAX_BACKOFF)
+        next_offset = messages[-1].record.offset + 1
         batched = True
         while True:
             producer = self._producers.get(tp)
             if producer is None:
-                return False
+                return None
             try:
                 await self._transaction(
-                    producer, tp, prepared, next_offset, batched=batched, still_owned=still_owned
+                    producer, tp, messages, next_offset, batched=batched, still_owned=still_owned
                 )
                 self.transactions += 1
-                return True
+                return messages
             except _Revoked:
                 self.aborts += 1
                 await self._abort_or_restart(tp, producer)
-                return False
+                return None
             except ProducerFenced as exc:
                 self._producers.pop(tp, None)
                 await stop_bounded(producer, 5.0)
@@ -175,21 +181,23 @@ class TransactionalPublisher:
             except (KafkaError, _RetryTransaction) as exc:
                 self.aborts += 1
                 batched = False
+                if isinstance(exc, _RetryTransaction):
+                    messages = exc.messages
+                delay = backoff.next_delay()
                 self._log.warning(
                     "transaction_retry",
                     partition=f"{tp.topic}/{tp.partition}",
                     error=describe(exc),
-                    retry_in_s=backoff,
+                    retry_in_s=delay,
                 )
                 await self._abort_or_restart(tp, producer)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+                await asyncio.sleep(delay)
 
     async def _transaction(
         self,
         producer: AIOKafkaProducer,
         tp: TopicPartition,
-        prepared: list[Prepared],
+        messages: list[Message],
         next_offset: int,
         *,
         batched: bool,
@@ -198,27 +206,29 @@ class TransactionalPublisher:
         publisher = self._publisher(producer)
         await producer.begin_transaction()
         if batched:
-            deliveries = await publisher.send_outputs(prepared)
+            deliveries = await publisher.send_outputs(messages)
         else:
-            deliveries = [await publisher.send_prepared(item) for item in prepared]
+            deliveries = [await publisher.send_message(message) for message in messages]
         results = await asyncio.gather(*(d.future for d in deliveries), return_exceptions=True)
         failed = False
-        for item, delivery, result in zip(prepared, deliveries, results, strict=True):
+        retry: list[Message] = []
+        for message, delivery, result in zip(messages, deliveries, results, strict=True):
             if not isinstance(result, BaseException):
+                retry.append(message)
                 continue
             failed = True
             if isinstance(result, ProducerFenced):
                 raise result
             if delivery.batch is not None:
-                continue  # not a refusal of this message: the retry sends it by itself
-            _, replacement = publisher.refused(item.record, item.letter, result)
-            if replacement is None:
+                retry.append(message)  # not a refusal of this message: sent alone next time
                 continue
-            if item.letter is None:
-                item.value = None
-            item.letter = replacement
+            _, replacement = publisher.refused(message.record, message.letter, result)
+            if replacement is None:
+                retry.append(message)
+            else:
+                retry.append(dataclasses.replace(message, output=None, rows=0, letter=replacement))
         if failed:
-            raise _RetryTransaction("a message of the transaction was not acknowledged")
+            raise _RetryTransaction(retry)
         if not still_owned():
             raise _Revoked
         await producer.send_offsets_to_transaction({tp: next_offset}, self._settings.group_id)

@@ -25,7 +25,8 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from worker.app import Worker
-from worker.transactions import Prepared, TransactionalPublisher
+from worker.pipeline import Message
+from worker.transactions import TransactionalPublisher
 
 pytestmark = pytest.mark.kafka
 
@@ -117,7 +118,7 @@ async def test_a_new_owner_fences_the_old_producer_and_aborts_its_open_transacti
             await stale.commit_transaction()
 
         record = ConsumerRecord(names["input_topic"], 0, 0, 1, 0, b"k", b"{}", None, 1, 2, ())
-        assert await owner.publish(tp, [Prepared(record, tp, b'{"from": "owner"}', None)])
+        assert await owner.publish(tp, [Message(record, output=b'{"from": "owner"}', rows=1)])
     finally:
         await zombie.close(5)
         await owner.close(5)

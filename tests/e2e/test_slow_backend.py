@@ -140,9 +140,9 @@ async def test_taking_over_a_backlog_after_an_idle_spell_is_not_a_fetch_stall(
             monkeypatch.setattr(worker._consumer, "getmany", slow_first_fetch)
             monkeypatch.setattr(worker, "_on_assigned", assigned)
             async with running_worker(settings, slow) as busy:
-                await wait_for(lambda: len(busy._assigned) == 1, 30, "one partition each")
-                await wait_for(lambda: len(worker._assigned) == 1, 30, "one partition each")
-                (backlog,) = busy._assigned
+                await wait_for(lambda: len(busy.assigned) == 1, 30, "one partition each")
+                await wait_for(lambda: len(worker.assigned) == 1, 30, "one partition each")
+                (backlog,) = busy.assigned
                 messages = [(None, orjson.dumps({"id": i})) for i in range(100)]
                 await produce(
                     kafka_bootstrap, names["input_topic"], messages, partition=backlog.partition
@@ -152,7 +152,7 @@ async def test_taking_over_a_backlog_after_an_idle_spell_is_not_a_fetch_stall(
                     lambda: loop.time() - idle_since > 4.5, 10, "an idle spell"
                 )
             # The busy worker left with most of its backlog: the first one takes it over.
-            await wait_for(lambda: len(worker._assigned) == 2, 30, "the takeover")
+            await wait_for(lambda: len(worker.assigned) == 2, 30, "the takeover")
             outputs = await consume(kafka_bootstrap, names["output_topic"], 100, within=60)
             assert len({o.value for o in outputs}) == 100
     assert blind_until > 0, "the takeover was not seen"

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import Poison, committed, consume, produce, running_worker, wait_for
 from worker._kafka import topic_limits
 from worker.errors import StartupError
-from worker.publisher import SOURCE_HEADER, one_message_batch_bytes
+from worker.pipeline import SOURCE_HEADER, one_message_batch_bytes
 
 pytestmark = pytest.mark.kafka
 
@@ -139,7 +139,7 @@ async def test_exactly_once_an_output_over_the_limit_is_a_dead_letter_without_an
             kafka_bootstrap, names["dlq_topic"], 1, within=30, isolation_level="read_committed"
         )
         await wait_for(lambda: worker.budget.empty and worker.batches >= 1, 20, "the batch")
-        txn = worker._txn
+        txn = worker.delivery.transactions
         assert txn is not None
     assert [orjson.loads(o.value)["id"] for o in outputs] == [0, 2]
     (letter,) = [orjson.loads(x.value) for x in letters]

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from tests.worker.test_publisher import ScriptedProducer, letter, make, output, record
 from worker._kafka import MAX_BATCH_BYTES, UNLIMITED, TopicLimits
 from worker.codec import DeadLetter, encode_dead_letter
-from worker.publisher import Prepared, fit_dead_letter, one_message_batch_bytes, output_refusal
+from worker.pipeline import (
+    Message,
+    fit_dead_letter,
+    one_message_batch_bytes,
+    vet_outputs,
+)
+from worker.pipeline import refusal_letter as output_refusal
 
 blobs = st.one_of(st.none(), st.binary(max_size=20000))
 headers = st.lists(st.tuples(st.text(max_size=200), st.binary(max_size=300)), max_size=4)
@@ -88,9 +94,10 @@ async def test_an_output_over_the_limit_becomes_a_dead_letter_before_any_send():
     r0, r1, r2 = record(0, 0), record(0, 1), record(0, 2)
     big, _ = sized(3001, r1)
     items = [output(r0), output(r1, big), output(r2)]
+    vet_outputs(items, TopicLimits(3000, 100_000), "out")
     deliveries = await publisher.send_outputs(items)
     assert [d.is_dead_letter for d in deliveries] == [False, True, False]
-    assert items[1].value is None
+    assert items[1].output is None
     assert items[1].letter is not None
     assert items[1].letter.step == "publish"
     assert producer.calls == [
@@ -111,8 +118,8 @@ async def test_a_dead_letter_over_the_dead_letter_topics_limit_goes_without_its_
     small = letter(rec)
     assert small.letter is not None
     large = DeadLetter("ValueError", "boom", "execute", "in", 0, 4, 1000, b"v" * 2000)
-    await publisher.send_dead_letter(rec, small.tp, 0, small.letter)
-    delivery = await publisher.send_dead_letter(record(0, 4), small.tp, 0, large)
+    await publisher.send_dead_letter(Message(rec), 0, small.letter)
+    delivery = await publisher.send_dead_letter(Message(record(0, 4)), 0, large)
     first, second = (orjson.loads(s["value"]) for s in producer.sent)
     assert first["value"] is not None
     assert second["value"] is None
@@ -122,12 +129,14 @@ async def test_a_dead_letter_over_the_dead_letter_topics_limit_goes_without_its_
     assert [s["topic"] for s in producer.sent] == ["dlq", "dlq"]
 
 
-async def test_send_prepared_vets_the_output_too():
+async def test_a_keyless_output_for_a_compacted_topic_is_vetted_into_a_dead_letter_sent_alone():
     producer = ScriptedProducer()
-    publisher = make(producer, limits=TopicLimits(3000, 100_000, output_compacted=True))
+    limits = TopicLimits(3000, 100_000, output_compacted=True)
+    publisher = make(producer, limits=limits)
     rec = dataclasses.replace(record(0, 9), key=None)
-    item = Prepared(rec, output(rec).tp, b"{}", None, 1)
-    delivery = await publisher.send_prepared(item)
+    item = Message(rec, output=b"{}", rows=1)
+    vet_outputs([item], limits, "out")
+    delivery = await publisher.send_message(item)
     assert delivery.is_dead_letter
     assert producer.calls == [("send", "dlq", None, None)]
 

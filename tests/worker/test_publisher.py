@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import structlog
-from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
@@ -20,7 +19,8 @@ from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import UNLIMITED, TopicLimits
 from worker.codec import DeadLetter
-from worker.publisher import Prepared, Publisher, source_of
+from worker.pipeline import Message, source_of
+from worker.publisher import Publisher
 
 
 def _future(outcome: BaseException | None) -> asyncio.Future[Any]:
@@ -96,19 +96,17 @@ def record(partition: int, offset: int, key: bytes | None = None) -> ConsumerRec
     return ConsumerRecord("in", partition, offset, 1000, 0, key, b"{}", None, 3, 2, headers)
 
 
-def output(rec: ConsumerRecord[bytes, bytes], value: bytes = b"{}") -> Prepared:
-    return Prepared(rec, TopicPartition(rec.topic, rec.partition), value, None, 1)
+def output(rec: ConsumerRecord[bytes, bytes], value: bytes = b"{}") -> Message:
+    return Message(rec, output=value, rows=1)
 
 
-def letter(rec: ConsumerRecord[bytes, bytes]) -> Prepared:
+def letter(rec: ConsumerRecord[bytes, bytes]) -> Message:
     dead = DeadLetter("ValueError", "boom", "execute", "in", rec.partition, rec.offset, 1000, b"x")
-    return Prepared(rec, TopicPartition(rec.topic, rec.partition), None, dead)
+    return Message(rec, letter=dead)
 
 
-async def settle_all(publisher: Publisher, items: list[Prepared]) -> list[Any]:
-    for item in items:
-        item.epoch = 7
-    deliveries = await publisher.send_outputs(items)
+async def settle_all(publisher: Publisher, items: list[Message]) -> list[Any]:
+    deliveries = await publisher.send_outputs(items, {item.tp: 7 for item in items})
     assert [d.record for d in deliveries] == [item.record for item in items]
     assert {d.epoch for d in deliveries} == {7}
     return [await publisher.settle(d) for d in deliveries]
@@ -127,12 +125,11 @@ RECORD = ConsumerRecord(
     8,
     (("trace", b"t"), ("packflow-source", b"old")),
 )
-TP = TopicPartition("in", 5)
 
 
 async def test_outputs_keep_key_and_headers_replace_the_source_and_map_the_partition():
     producer = ScriptedProducer()
-    delivery = await make(producer, partitions=3).send_output(RECORD, TP, 0, b"{}")
+    delivery = await make(producer, partitions=3).send_output(Message(RECORD), 0, b"{}")
     await delivery.future
     (sent,) = producer.sent
     assert sent["key"] == b"key"
@@ -150,7 +147,7 @@ def test_source_of_reads_the_header_among_others_and_is_none_without_it():
 async def test_a_retriable_failure_is_retried_until_acknowledged():
     producer = ScriptedProducer(KafkaTimeoutError(), KafkaTimeoutError(), None)
     publisher = make(producer)
-    delivery = await publisher.settle(await publisher.send_output(RECORD, TP, 0, b"{}"))
+    delivery = await publisher.settle(await publisher.send_output(Message(RECORD), 0, b"{}"))
     assert not delivery.is_dead_letter
     assert [s["topic"] for s in producer.sent] == ["out", "out", "out"]
     assert publisher.publish_retries == 2
@@ -159,7 +156,7 @@ async def test_a_retriable_failure_is_retried_until_acknowledged():
 async def test_an_output_refused_for_good_becomes_a_publish_dead_letter():
     producer = ScriptedProducer(MessageSizeTooLargeError(), None)
     publisher = make(producer)
-    delivery = await publisher.settle(await publisher.send_output(RECORD, TP, 0, b"{}"))
+    delivery = await publisher.settle(await publisher.send_output(Message(RECORD), 0, b"{}"))
     assert delivery.is_dead_letter
     assert [s["topic"] for s in producer.sent] == ["out", "dlq"]
     body = orjson.loads(producer.sent[1]["value"])
@@ -172,7 +169,7 @@ async def test_a_dead_letter_refused_for_good_is_resent_without_the_original_val
     producer = ScriptedProducer(MessageSizeTooLargeError(), None)
     publisher = make(producer)
     letter = DeadLetter("ValueError", "boom", "execute", "in", 5, 42, 1000, b"x" * 10)
-    delivery = await publisher.settle(await publisher.send_dead_letter(RECORD, TP, 0, letter))
+    delivery = await publisher.settle(await publisher.send_dead_letter(Message(RECORD), 0, letter))
     assert delivery.is_dead_letter
     first, second = (orjson.loads(s["value"]) for s in producer.sent)
     assert first["value"] is not None

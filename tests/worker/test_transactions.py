@@ -1,5 +1,7 @@
 """TransactionalPublisher: what a failed batch, or an output over the limit, turns into.
 
+(The size check itself is the pipeline's vetting, before the delivery gets the batch.)
+
 The stand-in producer of ``test_publisher`` (with transaction calls recorded) tests the
 publisher's own decisions; the e2e tests run transactions against the real broker.
 """
@@ -12,6 +14,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from tests.worker.test_publisher import ScriptedProducer, output, record
 from worker._kafka import TopicLimits
+from worker.pipeline import vet_outputs
 from worker.settings import WorkerSettings
 from worker.transactions import TransactionalPublisher
 
@@ -43,7 +46,9 @@ async def test_a_refused_batch_in_a_transaction_is_retried_with_one_send_per_mes
     txn._producers[tp] = producer  # type: ignore[assignment]
     items = [output(record(0, o)) for o in range(3)]
 
-    assert await txn.publish(tp, items)
+    committed = await txn.publish(tp, items)
+    assert committed is not None
+    items = committed
 
     assert [None if i.letter is None else i.letter.step for i in items] == [None, "publish", None]
     assert producer.calls == [
@@ -78,8 +83,11 @@ async def test_an_output_over_the_limit_is_a_dead_letter_in_the_first_transactio
     tp = TopicPartition("in", 0)
     txn._producers[tp] = producer  # type: ignore[assignment]
     items = [output(record(0, 0)), output(record(0, 1), b"x" * 1000), output(record(0, 2))]
+    vet_outputs(items, TopicLimits(1000, 100_000), "out")
 
-    assert await txn.publish(tp, items)
+    committed = await txn.publish(tp, items)
+    assert committed is not None
+    items = committed
 
     assert [None if i.letter is None else i.letter.step for i in items] == [None, "publish", None]
     assert producer.calls == [

@@ -1,0 +1,156 @@
+"""At-least-once delivery: commit an offset only after everything before it is acknowledged.
+
+:meth:`AtLeastOnce.publish` registers a batch's offsets, queues its outcomes on the producer
+(:meth:`~worker.publisher.Publisher.send_outputs`) and hands it to the acknowledgement task,
+so the next batch runs in the backend while this one waits for the broker. The ack task
+settles each batch's deliveries in order, acknowledges their offsets and reports the batch;
+the commit task commits the contiguous acknowledged prefix of every partition
+(:class:`~worker.offsets.OffsetTracker`), coalescing commits under load.
+
+A batch fetched before a revocation is published but never acknowledged in a later
+assignment (its offsets are not registered, or their epoch is stale): its partitions' next
+owner processes it again from the committed offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from worker.delivery import OnSettled, Settled
+from worker.lifecycle import Deadline, finish_task
+from worker.offsets import OffsetTracker
+from worker.pipeline import Batch
+from worker.publisher import Delivery, Publisher
+
+__all__ = ["AtLeastOnce"]
+
+_STALE_EPOCH = -1  # acknowledgements with it are ignored: the batch's assignment is gone
+
+
+class AtLeastOnce:
+    """Publishes with one idempotent producer and commits with the consumer."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        publisher: Publisher,
+        on_settled: OnSettled,
+        *,
+        logger: Any,
+        on_committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._consumer = consumer
+        self._publisher = publisher
+        self._on_settled = on_settled
+        self._on_committed = on_committed
+        self._log = logger
+        self._tracker = OffsetTracker()
+        self._queue: asyncio.Queue[tuple[Batch, list[Delivery]] | None] = asyncio.Queue()
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._committing = True
+        self._ack_task: asyncio.Task[None] | None = None
+        self._commit_task: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    async def start(self) -> None:
+        """Start the acknowledgement and commit tasks."""
+        self._ack_task = asyncio.create_task(self._ack_loop(), name="pf-ack")
+        self._commit_task = asyncio.create_task(self._commit_loop(), name="pf-commit")
+
+    async def publish(self, batch: Batch, owned: Callable[[], bool]) -> None:
+        """Register the batch's offsets (if its assignment is current) and queue its outcomes."""
+        epochs: dict[TopicPartition, int] = {}
+        current = owned()
+        by_partition: dict[TopicPartition, list[int]] = {}
+        for message in batch.messages:
+            by_partition.setdefault(message.tp, []).append(message.record.offset)
+        for tp, offsets in by_partition.items():
+            epochs[tp] = self._tracker.register(tp, offsets) if current else _STALE_EPOCH
+        deliveries = await self._publisher.send_outputs(batch.messages, epochs)
+        batch.stats.publish_ms = (time.perf_counter() - batch.publish_started) * 1000.0
+        await self._queue.put((batch, deliveries))
+
+    async def _ack_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            batch, deliveries = item
+            outputs = letters = rows = 0
+            for delivery in deliveries:
+                delivery = await self._publisher.settle(delivery)  # may become a dead letter
+                if delivery.is_dead_letter:
+                    letters += 1
+                else:
+                    outputs += 1
+                    rows += delivery.message.rows
+                self._tracker.ack(delivery.tp, delivery.record.offset, delivery.epoch)
+            self._commit_wanted.set()
+            inputs = [d.record for d in deliveries]
+            await self._on_settled(batch, Settled(outputs, letters, rows, inputs))
+
+    async def _commit_loop(self) -> None:
+        while self._committing:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self.commit()
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit the acknowledged prefix of assigned partitions (``only`` these, if given)."""
+        # One commit at a time, snapshot included, so positions never go backwards.
+        async with self._commit_lock:
+            offsets = self._tracker.to_commit()
+            allowed = only if only is not None else set(self._consumer.assignment())
+            offsets = {tp: off for tp, off in offsets.items() if tp in allowed}
+            if not offsets:
+                return
+            try:
+                await self._consumer.commit(offsets)
+            except CommitFailedError as exc:
+                self._log.warning("commit_failed", error=str(exc), reason="group rebalanced")
+                return
+            except KafkaError as exc:
+                self._log.warning("commit_failed", error=f"{type(exc).__name__}: {exc}")
+                return
+            self._tracker.mark_committed(offsets)
+            self._on_committed()
+            self.commits += 1
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Commit what is acknowledged of ``partitions``, then forget them (new epoch)."""
+        if partitions:
+            await self.commit(only=partitions)
+        self._tracker.forget(partitions)
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Nothing to prepare: positions come from the committed offsets."""
+
+    async def drain(self, deadline: Deadline) -> bool:
+        """Settle every queued batch, stop the commit task, commit once more."""
+        clean = True
+        await self._queue.put(None)
+        clean &= await finish_task(self._ack_task, deadline, self._log)
+        self._committing = False
+        self._commit_wanted.set()
+        clean &= await finish_task(self._commit_task, deadline, self._log)
+        if clean:
+            try:
+                await asyncio.wait_for(self.commit(), deadline.remaining())
+            except TimeoutError:
+                clean = False
+        return clean
+
+    async def close(self, deadline: Deadline) -> bool:
+        """Nothing to release: the worker owns the producer."""
+        return True
+
+    def dead_tasks(self) -> list[str]:
+        """Names of this strategy's tasks that ended."""
+        return [t.get_name() for t in (self._ack_task, self._commit_task) if t and t.done()]

@@ -1,0 +1,297 @@
+"""The stages of one fetched batch, free of Kafka I/O, over one message type.
+
+A :class:`Message` carries one input message from fetch to commit and records its outcome:
+an encoded output, or a dead letter. :func:`new_batch` builds a fetch's :class:`Batch`;
+:func:`run_stages` runs the stages, in order:
+
+1. :func:`decode_messages`: JSON records, or a ``decode`` dead letter;
+2. the backend run (:class:`~worker.runner.BatchRunner`, which isolates poison messages),
+   whose results :func:`apply_results` turns into outputs, or dead letters naming the step;
+3. :func:`vet_outputs`: an output the broker would refuse for good (over the output topic's
+   ``max.message.bytes``, or keyless on a compacted topic) becomes a ``publish`` dead letter.
+
+Every dead letter is built here (:func:`decode_letter`, :func:`failure_letter`,
+:func:`encode_failure_letter`, :func:`refusal_letter`, :func:`publish_letter`, and
+:func:`fit_dead_letter`, which makes one fit the dead-letter topic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.util import size_of_varint
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from worker._kafka import TopicLimits
+from worker.codec import DeadLetter, decode, encode_output, locate
+from worker.errors import DecodeError, OutputEncodeError, PublishError
+from worker.metrics import BatchStats, partition_ranges
+from worker.runner import BatchRunner, Failure
+
+__all__ = [
+    "SOURCE_HEADER",
+    "Batch",
+    "Message",
+    "apply_results",
+    "decode_letter",
+    "decode_messages",
+    "encode_failure_letter",
+    "failure_letter",
+    "fit_dead_letter",
+    "new_batch",
+    "one_message_batch_bytes",
+    "output_headers",
+    "publish_letter",
+    "record_groups",
+    "refusal_letter",
+    "run_stages",
+    "source_of",
+    "vet_outputs",
+]
+
+SOURCE_HEADER = "packflow-source"
+# A v2 record batch's fixed header (base offset and length included) and, for its only
+# record, the attributes byte and the timestamp and offset deltas (0: one byte each).
+_BATCH_HEADER_BYTES = 61
+_FIRST_RECORD_FIXED_BYTES = 3
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """One input message and its outcome: ``output`` (``rows`` records) or ``letter``."""
+
+    record: ConsumerRecord[bytes, bytes]
+    records: list[dict[str, Any]] | None = None
+    is_array: bool = False
+    output: bytes | None = None
+    rows: int = 0
+    letter: DeadLetter | None = None
+
+    @property
+    def tp(self) -> TopicPartition:
+        """The input partition."""
+        return TopicPartition(self.record.topic, self.record.partition)
+
+    @property
+    def nbytes(self) -> int:
+        """Key and value bytes, as the in-flight budget counts them."""
+        return len(self.record.value or b"") + len(self.record.key or b"")
+
+
+@dataclass(slots=True, eq=False)
+class Batch:
+    """The messages of one fetch, in fetch order, with the assignment generation they belong to."""
+
+    messages: list[Message]
+    generation: int
+    stats: BatchStats = field(default_factory=BatchStats)
+    publish_started: float = 0.0  # perf_counter() when encoding began (publish_ms)
+
+    @property
+    def nbytes(self) -> int:
+        """Key and value bytes of all messages."""
+        return sum(m.nbytes for m in self.messages)
+
+
+def decode_messages(messages: list[Message]) -> int:
+    """Decode each message's value; a bad one gets its ``decode`` dead letter. Returns records."""
+    count = 0
+    for message in messages:
+        try:
+            decoded = decode(message.record.value)
+        except DecodeError as exc:
+            message.letter = decode_letter(message.record, exc)
+        else:
+            message.records = decoded.records
+            message.is_array = decoded.is_array
+            count += len(decoded.records)
+    return count
+
+
+def record_groups(messages: list[Message]) -> list[list[dict[str, Any]]]:
+    """The records of each message, as the backend runner takes them (none for dead letters)."""
+    return [m.records if m.records is not None and m.letter is None else [] for m in messages]
+
+
+def apply_results(
+    messages: list[Message], results: list[list[Any] | Failure], backend: str
+) -> None:
+    """Encode each message's outputs, or give it the dead letter of its failure."""
+    for message, result in zip(messages, results, strict=True):
+        if message.letter is not None:
+            continue
+        if isinstance(result, Failure):
+            message.letter = failure_letter(message.record, result, backend)
+            continue
+        try:
+            message.output = encode_output(result, message.is_array)
+        except OutputEncodeError as exc:
+            message.letter = encode_failure_letter(message.record, exc)
+        else:
+            message.rows = len(result)
+
+
+def vet_outputs(messages: list[Message], limits: TopicLimits, output_topic: str) -> None:
+    """Turn each output the broker would refuse for good into its ``publish`` dead letter."""
+    for message in messages:
+        if message.output is None or message.letter is not None:
+            continue
+        headers = output_headers(message.record)
+        letter = refusal_letter(message.record, message.output, headers, limits, output_topic)
+        if letter is not None:
+            message.letter = letter
+            message.output = None
+            message.rows = 0
+
+
+def decode_letter(record: ConsumerRecord[bytes, bytes], exc: DecodeError) -> DeadLetter:
+    """The ``decode`` dead letter of a value that is not JSON records."""
+    return DeadLetter.of(record, type(exc).__name__, str(exc), "decode")
+
+
+def failure_letter(
+    record: ConsumerRecord[bytes, bytes], failure: Failure, backend: str
+) -> DeadLetter:
+    """The dead letter of a message the backend rejected, naming the step and the record."""
+    where = locate(record)
+    on = where if failure.record_index is None else f"record {failure.record_index} of {where}"
+    message = f"step {failure.step!r} of {backend} failed on {on}: {failure.message}"
+    return DeadLetter.of(record, failure.error_type, message, failure.step, failure.record_index)
+
+
+def encode_failure_letter(
+    record: ConsumerRecord[bytes, bytes], exc: OutputEncodeError
+) -> DeadLetter:
+    """The ``publish`` dead letter of outputs that are not JSON serializable."""
+    return DeadLetter.of(record, type(exc).__name__, f"{locate(record)}: {exc}", "publish")
+
+
+def publish_letter(
+    record: ConsumerRecord[bytes, bytes], exc: BaseException, error: PublishError
+) -> DeadLetter:
+    """The ``publish`` dead letter replacing the output of ``record`` the broker refused."""
+    message = f"output of {locate(record)} could not be published: {error}"
+    return DeadLetter.of(record, type(exc).__name__, message, "publish")
+
+
+def one_message_batch_bytes(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> int:
+    """The size of a record batch holding only this message (uncompressed).
+
+    This is what aiokafka's ``BatchBuilder.size()`` gives and what the broker compares with
+    the topic's ``max.message.bytes``.
+    """
+    body = _FIRST_RECORD_FIXED_BYTES + int(DefaultRecordBatchBuilder.size_of(key, value, headers))
+    return _BATCH_HEADER_BYTES + int(size_of_varint(body)) + body
+
+
+def refusal_letter(
+    record: ConsumerRecord[bytes, bytes],
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    limits: TopicLimits,
+    topic: str,
+) -> DeadLetter | None:
+    """The ``publish`` dead letter for an output that ``topic`` would refuse, else None."""
+    if limits.output_compacted and record.key is None:
+        message = (
+            f"output of {locate(record)} cannot be published: the input message has no key "
+            f"and topic {topic!r} is compacted (its cleanup.policy has compact), which "
+            "refuses records without a key"
+        )
+        return DeadLetter.of(record, "InvalidRecordError", message, "publish")
+    size = one_message_batch_bytes(record.key, value, headers)
+    limit = limits.output_max_message_bytes
+    if size > limit:
+        message = (
+            f"output of {locate(record)} is {size:,} bytes as a record batch, "
+            f"over max.message.bytes {limit:,} of topic {topic!r}"
+        )
+        return DeadLetter.of(record, "MessageSizeTooLargeError", message, "publish")
+    return None
+
+
+def fit_dead_letter(
+    letter: DeadLetter,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+    limit: int,
+    encode: Callable[[DeadLetter], bytes],
+) -> tuple[DeadLetter, bytes]:
+    """``letter`` and its encoding, made to fit a topic whose ``max.message.bytes`` is ``limit``.
+
+    Over the limit, the original value is left out (:meth:`DeadLetter.without_value`); still
+    over it, the end of the error message is cut. Key, headers and ``source`` are kept.
+    """
+    value = encode(letter)
+    size = one_message_batch_bytes(key, value, headers)
+    if size > limit and letter.value is not None:
+        letter = letter.without_value()
+        value = encode(letter)
+        size = one_message_batch_bytes(key, value, headers)
+    note = f" [cut to fit max.message.bytes {limit:,}]"
+    text = letter.message
+    while size > limit and text:
+        text = text[: max(0, len(text) - (size - limit) - len(note))]
+        letter = dataclasses.replace(letter, message=text + note)
+        value = encode(letter)
+        size = one_message_batch_bytes(key, value, headers)
+    return letter, value
+
+
+def output_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
+    """The input's headers (an earlier ``packflow-source`` dropped) plus its own source."""
+    source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+    kept = [(k, v) for k, v in (record.headers or ()) if k != SOURCE_HEADER]
+    kept.append((SOURCE_HEADER, source))
+    return kept
+
+
+def source_of(headers: Iterable[tuple[str, bytes]] | None) -> tuple[str, int, int] | None:
+    """``(topic, partition, offset)`` of the input named by an output's ``packflow-source``
+    header (as :func:`output_headers` writes it), or None when ``headers`` have none."""
+    for name, value in headers or ():
+        if name == SOURCE_HEADER:
+            topic, partition, offset = value.decode().rsplit("/", 2)
+            return topic, int(partition), int(offset)
+    return None
+
+
+def new_batch(
+    fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]], generation: int
+) -> Batch:
+    """The batch of one fetch: its messages in fetch order and the offsets it covers."""
+    messages = [Message(record) for records in fetched.values() for record in records]
+    stats = BatchStats(batch_size=len(messages))
+    stats.partitions = partition_ranges(
+        (tp.topic, tp.partition, offset)
+        for tp, records in fetched.items()
+        for offset in (records[0].offset, records[-1].offset)
+    )
+    return Batch(messages, generation, stats)
+
+
+async def run_stages(
+    batch: Batch, runner: BatchRunner, *, backend: str, limits: TopicLimits, output_topic: str
+) -> None:
+    """Decode, run the backend (poison isolated), encode and vet: every message gets its outcome."""
+    messages, stats = batch.messages, batch.stats
+    started = time.perf_counter()
+    stats.records_in = decode_messages(messages)
+    stats.decode_ms = (time.perf_counter() - started) * 1000.0
+
+    run = await runner.run(record_groups(messages))
+    stats.steps_ms = run.steps_ms
+    stats.executor_queue_wait_ms = run.executor_queue_wait_ms
+    stats.backend_calls = run.backend_calls
+    stats.failed_backend_calls = run.failed_calls
+
+    batch.publish_started = time.perf_counter()
+    apply_results(messages, run.results, backend)
+    vet_outputs(messages, limits, output_topic)
