@@ -5,7 +5,7 @@ zombie fencing relies on a stable ``transactional_id`` per input partition: each
 partition gets its own transactional producer, ``packflow-<group>-<topic>-<partition>``.
 Starting it (``InitProducerId``) fences any earlier owner of the partition and completes or
 aborts its pending transaction; only then does the worker read the partition's committed
-offset (see :meth:`worker.app.Worker._on_assigned`).
+offset (see :mod:`worker.handover` and :mod:`worker.fetcher`).
 
 :meth:`TransactionalPublisher.publish` sends one partition's share of a batch (outputs with
 aiokafka's batch API, dead letters one by one: :meth:`Publisher.send_outputs`), adds the next
