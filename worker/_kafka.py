@@ -2,21 +2,25 @@
 
 aiokafka's exceptions are translated here, once, into the worker's own
 (:class:`~worker.errors.PublishError`, :class:`~worker.errors.StartupError`,
-:class:`~worker.errors.KafkaFatalError`), chained with ``from``.
+:class:`~worker.errors.KafkaUnanswered`), chained with ``from``, or into outcomes
+(:func:`commit_offsets`, :func:`highwater`). The transactional producer's errors drive its
+retry decisions and stay in :mod:`worker.transactions`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
+    CommitFailedError,
     InvalidTopicError,
     KafkaError,
     MessageSizeTooLargeError,
@@ -27,15 +31,18 @@ from aiokafka.errors import (
 )
 
 from worker._backoff import Backoff
-from worker.errors import PublishError, StartupError
+from worker.errors import KafkaUnanswered, PublishError, StartupError
 from worker.settings import WorkerSettings
 
 __all__ = [
     "MAX_BATCH_BYTES",
     "UNLIMITED",
     "TopicLimits",
+    "ask",
     "check_topics",
+    "commit_offsets",
     "describe",
+    "highwater",
     "make_consumer",
     "make_producer",
     "output_partition_count",
@@ -305,3 +312,39 @@ def to_publish_error(exc: BaseException, topic: str) -> PublishError:
     return PublishError(
         f"publishing to {topic!r} failed: {type(exc).__name__}: {exc}", retriable=True
     )
+
+
+_T = TypeVar("_T")
+
+
+async def ask(request: Awaitable[_T], seconds: float, what: str) -> _T:
+    """Await a Kafka request for at most ``seconds``.
+
+    Raises :class:`KafkaUnanswered` naming ``what`` when it fails or times out.
+    """
+    try:
+        return await asyncio.wait_for(request, seconds)
+    except TimeoutError as exc:
+        raise KafkaUnanswered(f"{what}: no answer within {seconds:g}s") from exc
+    except (KafkaError, AssertionError) as exc:
+        raise KafkaUnanswered(f"{what}: {describe(exc)}") from exc
+
+
+async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> str:
+    """Commit ``offsets``; returns "" on success, else why it failed (retried by the caller)."""
+    try:
+        await consumer.commit(offsets)
+    except CommitFailedError as exc:
+        return f"{exc} (group rebalanced)"
+    except KafkaError as exc:
+        return describe(exc)
+    return ""
+
+
+def highwater(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The last fetched high watermark of ``tp``, or None when not known."""
+    try:
+        value = consumer.highwater(tp)
+    except (KafkaError, AssertionError, KeyError):
+        return None
+    return None if value is None else int(value)

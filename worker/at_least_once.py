@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
 
+from worker._kafka import commit_offsets
 from worker.delivery import OnSettled, Settled
 from worker.lifecycle import Deadline, finish_task
 from worker.offsets import OffsetTracker
@@ -111,13 +111,9 @@ class AtLeastOnce:
             offsets = {tp: off for tp, off in offsets.items() if tp in allowed}
             if not offsets:
                 return
-            try:
-                await self._consumer.commit(offsets)
-            except CommitFailedError as exc:
-                self._log.warning("commit_failed", error=str(exc), reason="group rebalanced")
-                return
-            except KafkaError as exc:
-                self._log.warning("commit_failed", error=f"{type(exc).__name__}: {exc}")
+            error = await commit_offsets(self._consumer, offsets)
+            if error:
+                self._log.warning("commit_failed", error=error)
                 return
             self._tracker.mark_committed(offsets)
             self._on_committed()

@@ -75,3 +75,10 @@ class PublishError(WorkerError):
 
 class KafkaFatalError(WorkerError):
     """The Kafka client failed in a way the worker cannot recover from."""
+
+
+class KafkaUnanswered(WorkerError):
+    """A request to Kafka failed or timed out: the broker may be unreachable.
+
+    The message names the request and aiokafka's error, which is chained.
+    """

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from worker._kafka import ask
 from worker.backpressure import InFlightBudget
+from worker.errors import KafkaUnanswered
 from worker.liveness import KAFKA_REQUEST_TIMEOUT, Liveness
 from worker.settings import WorkerSettings
 
@@ -124,12 +125,10 @@ class Fetcher:
         consumer = self._consumer
         generation = self._generation
         partitions = sorted(self._to_seek & set(consumer.assignment()))
+        request = asyncio.gather(*(consumer.committed(tp) for tp in partitions))
         try:
-            committed = await asyncio.wait_for(
-                asyncio.gather(*(consumer.committed(tp) for tp in partitions)),
-                KAFKA_REQUEST_TIMEOUT * 2,
-            )
-        except (KafkaError, TimeoutError) as exc:
+            committed = await ask(request, KAFKA_REQUEST_TIMEOUT * 2, "committed offsets")
+        except KafkaUnanswered as exc:
             self._liveness.watch.failed(exc)
             with contextlib.suppress(TimeoutError):  # pacing while the broker does not answer
                 await asyncio.wait_for(stop.wait(), 0.5)

@@ -18,9 +18,10 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from worker._kafka import ask
 from worker.connectivity import BrokerWatch
+from worker.errors import KafkaUnanswered
 
 __all__ = ["KAFKA_REQUEST_TIMEOUT", "Liveness"]
 
@@ -95,8 +96,8 @@ class Liveness:
             return {tp for tp in partitions if ends.get(tp, 0) > await consumer.position(tp)}
 
         try:
-            found = await asyncio.wait_for(lagging(), KAFKA_REQUEST_TIMEOUT)
-        except (KafkaError, TimeoutError, AssertionError) as exc:
+            found = await ask(lagging(), KAFKA_REQUEST_TIMEOUT, "lag check")
+        except KafkaUnanswered as exc:
             self.watch.failed(exc)
             return None
         self.watch.reached()
@@ -111,8 +112,8 @@ class Liveness:
             if stop.is_set() or self.watch.quiet_for() < interval:
                 continue
             try:
-                await asyncio.wait_for(consumer.topics(), KAFKA_REQUEST_TIMEOUT)
-            except (KafkaError, TimeoutError) as exc:
+                await ask(consumer.topics(), KAFKA_REQUEST_TIMEOUT, "metadata probe")
+            except KafkaUnanswered as exc:
                 self.watch.failed(exc)
             else:
                 self.watch.reached()

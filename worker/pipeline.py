@@ -71,11 +71,19 @@ class Message:
     output: bytes | None = None
     rows: int = 0
     letter: DeadLetter | None = None
+    _headers: list[tuple[str, bytes]] | None = None
 
     @property
     def tp(self) -> TopicPartition:
         """The input partition."""
         return TopicPartition(self.record.topic, self.record.partition)
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The headers of its output or dead letter (:func:`output_headers`), built once."""
+        if self._headers is None:
+            self._headers = output_headers(self.record)
+        return self._headers
 
     @property
     def nbytes(self) -> int:
@@ -141,8 +149,9 @@ def vet_outputs(messages: list[Message], limits: TopicLimits, output_topic: str)
     for message in messages:
         if message.output is None or message.letter is not None:
             continue
-        headers = output_headers(message.record)
-        letter = refusal_letter(message.record, message.output, headers, limits, output_topic)
+        letter = refusal_letter(
+            message.record, message.output, message.headers, limits, output_topic
+        )
         if letter is not None:
             message.letter = letter
             message.output = None

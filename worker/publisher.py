@@ -209,7 +209,7 @@ class Publisher:
                 continue
             value = message.output
             assert value is not None
-            headers = output_headers(record)
+            headers = message.headers
             partition = self._output_partition(record)
             batch = batches.get(partition)
             if batch is None:
@@ -264,7 +264,7 @@ class Publisher:
         Returns the delivery that was finally acknowledged: a dead letter replaces an output
         the broker refused for good.
         """
-        backoff = Backoff(initial=0.1, maximum=_MAX_BACKOFF)
+        backoff: Backoff | None = None  # made on the first failure only: the hot path acks
         while True:
             try:
                 await delivery.future
@@ -272,6 +272,8 @@ class Publisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if backoff is None:
+                    backoff = Backoff(initial=0.1, maximum=_MAX_BACKOFF)
                 delivery = await self._after_failure(delivery, exc, backoff)
 
     async def _after_failure(

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from worker._kafka import highwater
 from worker.backpressure import InFlightBudget
 from worker.delivery import Settled
 from worker.metrics import BATCH_METRICS_EVENT, BatchStats, batch_metrics
@@ -46,15 +46,9 @@ class BatchReporter:
         now_ms = time.time() * 1000.0
         stats.latencies_ms = [now_ms - r.timestamp for r in settled.inputs if r.timestamp >= 0]
         for r in stats.partitions:
-            tp = TopicPartition(r.topic, r.partition)
-            try:
-                highwater = self._consumer.highwater(tp)
-            except (KafkaError, AssertionError, KeyError):
-                continue
-            if highwater is not None:
-                stats.consumer_lag[f"{r.topic}/{r.partition}"] = max(
-                    0, highwater - r.last_offset - 1
-                )
+            end = highwater(self._consumer, TopicPartition(r.topic, r.partition))
+            if end is not None:
+                stats.consumer_lag[f"{r.topic}/{r.partition}"] = max(0, end - r.last_offset - 1)
         stats.in_flight_records = self._budget.records
         stats.in_flight_bytes = self._budget.bytes
 
