@@ -6,11 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import structlog
-
-from packflow.backend._logger import BackendLogger
 from packflow.backend.configuration import BackendConfig, load_backend_configuration
 from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
 from packflow.backend.preprocessors import Preprocessor, _wrapped_error, get_preprocessor
@@ -20,6 +17,10 @@ from packflow.exceptions import (
     InferenceBackendRuntimeError,
     PreprocessorRuntimeError,
 )
+from packflow.logger import logger as _sdk_logger
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 __all__ = ["InferenceBackend", "RunResult"]
 
@@ -96,11 +97,11 @@ class InferenceBackend(ABC):
     backend_config_model: ClassVar[type[BackendConfig] | BackendConfig] = BackendConfig
 
     config: BackendConfig
-    logger: BackendLogger
+    logger: Logger
     init_time_ms: float
 
     def __init__(self, **kwargs: Any) -> None:
-        self.logger = BackendLogger(structlog.get_logger("packflow", backend=type(self).__name__))
+        self.logger = _sdk_logger.bind(backend=type(self).__name__)
         self.config = load_backend_configuration(self.backend_config_model, **kwargs)
         self._preprocessor: Preprocessor = get_preprocessor(self.config)
         self._last_call: _CallTimes = _NO_CALL
@@ -109,6 +110,19 @@ class InferenceBackend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # loguru's logger pickles its handlers (stderr cannot be pickled): bind it again on
+        # the other side instead.
+        state = dict(self.__dict__)
+        if isinstance(state.get("logger"), type(_sdk_logger)):
+            del state["logger"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "logger" not in state:
+            self.logger = _sdk_logger.bind(backend=type(self).__name__)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,7 +171,12 @@ class InferenceBackend(ABC):
                 f"initialize() of {type(self).__name__} failed: {type(exc).__name__}: {exc}"
             ) from exc
         self.init_time_ms = (perf_counter_ns() - start) / 1e6
-        self.logger.info("backend_initialized", init_time_ms=round(self.init_time_ms, 3))
+        self.logger.info(
+            "Initialized {} in {init_time_ms:,.3f} ms",
+            type(self).__name__,
+            event="backend_initialized",
+            init_time_ms=round(self.init_time_ms, 3),
+        )
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -290,9 +309,12 @@ class InferenceBackend(ABC):
         return self._step_failed("preprocess", exc)
 
     def _log_call(self, times: _CallTimes) -> None:
+        # DEBUG, as packflow 0.4.x: hidden at the default PACKFLOW_LOG_LEVEL (INFO).
         execution_times = _execution_times_ms(times)
-        self.logger.info(
-            "backend_call",
+        self.logger.debug(
+            "backend_call batch_size={batch_size} execution_times_ms={execution_times_ms} "
+            "total_execution_time_ms={total_execution_time_ms}",
+            event="backend_call",
             batch_size=times[0],
             execution_times_ms=execution_times,
             total_execution_time_ms=sum(execution_times.values()),

@@ -22,10 +22,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import structlog
 from pydantic import BaseModel, Field
 
 from packflow.constants import BACKEND_CONFIG_PATH_ENV_VAR_NAME
+from packflow.logger import logger as _logger
 
 __all__ = [
     "BackendConfig",
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT", bound="BackendConfig")
-
-_logger = structlog.get_logger("packflow.backend.configuration")
 
 
 class InputFormats(enum.Enum):
@@ -109,7 +107,8 @@ def _load_overrides_from_env() -> dict[str, Any]:
         else:
             return configs
     _logger.warning(
-        "backend_config_file_ignored",
+        "Ignoring the backend config file {path!r} named by ${env_var}: {reason}",
+        event="backend_config_file_ignored",
         path=path,
         env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
         reason=reason,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import (
 
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.exceptions import PackflowError
+from packflow.logger import logger as _logger
 
 from ._import import relative_module_file
 from ._report import Reporter
@@ -34,7 +34,6 @@ __all__ = [
     "validate_for_export",
 ]
 
-logger = logging.getLogger("packflow.loaders")
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 """Project names start with a letter and hold only letters, digits, ``-`` and ``_``."""
@@ -198,11 +197,13 @@ def apply_env_vars(config: PackflowConfig) -> None:
     for key, value in config.env.items():
         existing = os.environ.get(key)
         if existing is not None and existing != value:
-            logger.warning(
-                "packflow.yaml env overrides environment variable %s (was %r, now %r)",
-                key,
-                existing,
-                value,
+            _logger.warning(
+                "packflow.yaml env overrides environment variable {name} (was {was!r}, now "
+                "{now!r})",
+                event="env_var_overridden",
+                name=key,
+                was=existing,
+                now=value,
             )
         os.environ[key] = value
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from structlog.testing import capture_logs
 
 from packflow import BackendConfig, InferenceBackend, RunResult
 from packflow.backend.metrics import ExecutionMetrics
@@ -17,6 +16,7 @@ from packflow.exceptions import (
     InferenceBackendRuntimeError,
     PreprocessorRuntimeError,
 )
+from packflow.testing import capture_logs
 
 
 class Identity(InferenceBackend):
@@ -244,14 +244,14 @@ def test_execute_and_profile_step_times_and_wraps_like_0_4() -> None:
     assert info.value.step == "transform_inputs"
 
 
-def test_verbose_logs_one_structured_info_line_per_call() -> None:
+def test_verbose_logs_one_structured_debug_line_per_call_as_0_4() -> None:
     backend = Identity(verbose=True)
     with capture_logs() as logs:
         backend([{"a": 1}, {"a": 2}])
         backend({"a": 3})
     calls = [e for e in logs if e["event"] == "backend_call"]
     assert len(calls) == 2
-    assert all(e["log_level"] == "info" for e in calls)
+    assert all(e["log_level"] == "debug" for e in calls)
     assert calls[0]["batch_size"] == 2
     assert calls[0]["backend"] == "Identity"
     assert set(calls[0]["execution_times_ms"]) == {"preprocess", "execute"}

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from structlog.testing import capture_logs
 
 from packflow.backend.configuration import (
     BackendConfig,
@@ -19,6 +18,7 @@ from packflow.backend.configuration import (
     load_backend_configuration,
 )
 from packflow.constants import BACKEND_CONFIG_PATH_ENV_VAR_NAME
+from packflow.testing import capture_logs
 
 
 @pytest.fixture(autouse=True)
