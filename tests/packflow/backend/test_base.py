@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import threading
 from typing import Any
+from unittest import mock
 
 import pytest
 from pydantic import ValidationError
@@ -407,3 +408,71 @@ def test_backend_survives_pickling_with_its_compiled_preprocessor(config: dict[s
     clone = pickle.loads(pickle.dumps(backend))
     assert clone(records) == backend(records)
     assert clone.config == backend.config
+
+
+# -- steps are looked up at call time, as in 0.4.x ------------------------------------------------
+
+
+class Doubler(InferenceBackend):
+    def execute(self, inputs: Any) -> Any:
+        return [{"y": r["x"] * 2} for r in inputs]
+
+
+def test_patching_the_class_step_takes_effect_on_an_existing_backend() -> None:
+    backend = Doubler()
+    assert backend({"x": 1}) == {"y": 2}
+    with mock.patch.object(
+        Doubler, "transform_outputs", lambda self, rows: [{**r, "p": 1} for r in rows], create=True
+    ):
+        assert backend({"x": 1}) == {"y": 2, "p": 1}
+        assert backend.get_metrics().execution_times.transform_outputs is not None
+    assert backend({"x": 1}) == {"y": 2}
+    assert backend.get_metrics().execution_times.transform_outputs is None
+
+
+def test_patching_execute_on_the_class_with_a_mock_is_called() -> None:
+    backend = Doubler()
+    with mock.patch.object(Doubler, "execute", return_value=[{"mocked": True}]) as patched:
+        assert backend({"x": 1}) == {"mocked": True}
+    patched.assert_called_once_with([{"x": 1}])
+
+
+def test_an_instance_attribute_step_and_a_late_added_step_are_used() -> None:
+    backend = Doubler()
+    backend.transform_inputs = lambda records: [{"x": r["x"] + 1} for r in records]
+    assert backend({"x": 1}) == {"y": 4}
+    del backend.transform_inputs
+    assert backend({"x": 1}) == {"y": 2}
+
+    class Late(Doubler):
+        pass
+
+    late = Late()
+    assert late({"x": 1}) == {"y": 2}
+    Late.transform_inputs = lambda self, records: [{"x": 10} for _ in records]  # type: ignore[attr-defined]
+    assert late({"x": 1}) == {"y": 20}
+
+
+def test_patching_preprocess_or_replacing_the_preprocessor_takes_effect() -> None:
+    backend = Doubler(feature_names=["x"])
+    with mock.patch.object(Doubler, "_preprocess", return_value=[{"x": 5}]) as patched:
+        assert backend({"x": 1, "z": 0}) == {"y": 10}
+    patched.assert_called_once()
+    assert backend({"x": 1, "z": 0}) == {"y": 2}
+
+    class Plus100:
+        passthrough = False
+
+        def process(self, records: Any) -> Any:
+            return [{"x": r["x"] + 100} for r in records]
+
+    backend._preprocessor = Plus100()  # type: ignore[assignment]
+    assert backend({"x": 1}) == {"y": 202}
+
+
+def test_a_step_set_in_initialize_is_used() -> None:
+    class SetsStep(Doubler):
+        def initialize(self) -> None:
+            self.transform_outputs = lambda rows: [{"z": r["y"]} for r in rows]
+
+    assert SetsStep()({"x": 2}) == {"z": 4}
