@@ -327,13 +327,13 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
             try:
                 data = transform_inputs(data)
             except Exception as exc:
-                raise self._step_failed("transform_inputs", exc) from exc
+                raise self._step_failed("transform_inputs", exc, data) from exc
             t2 = clock()
             transform_inputs_ns = t2 - t1
         try:
             outputs = self.execute(data)
         except Exception as exc:
-            raise self._step_failed("execute", exc) from exc
+            raise self._step_failed("execute", exc, data) from exc
         t3 = clock()
         if transform_outputs is None:
             transform_outputs_ns = None
@@ -353,10 +353,14 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
             f"Received type: {type(outputs).__name__}"
         )
 
-    def _step_failed(self, step: str, exc: Exception) -> InferenceBackendRuntimeError:
+    def _step_failed(
+        self, step: str, exc: Exception, step_input: Any = None
+    ) -> InferenceBackendRuntimeError:
+        hint = None if step_input is None else self._preprocessor.failure_hint(step_input)
         return InferenceBackendRuntimeError(
             f"{step}() failed with the following error: {exc} "
-            f"({type(exc).__name__} in step '{step}' of {type(self).__name__})",
+            f"({type(exc).__name__} in step '{step}' of {type(self).__name__})"
+            + (f"; {hint}" if hint else ""),
             step=step,
             record_index=getattr(exc, "record_index", None),
         )

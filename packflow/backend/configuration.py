@@ -59,6 +59,9 @@ class BackendConfig(BaseModel):
             makes a requested nested path ambiguous (the literal key then wins).
         output_keys: keys every output row is expected to have; ``validate()`` warns
             about declared keys that no output row has (packflow 0.4.1).
+        numpy_dtype: with ``input_format="numpy"``, a numeric dtype (e.g. ``"float32"``)
+            for a strict array: every cell must be a number, else an error names the record,
+            the field and the value's type. ``None`` (default): 0.4.1's inferred dtype.
     """
 
     verbose: bool = False
@@ -70,6 +73,7 @@ class BackendConfig(BaseModel):
     nested_field_delimiter: str = Field(default=".", min_length=1)
     ignore_delimiter_collisions: bool = False
     output_keys: list[str] = Field(default_factory=list)
+    numpy_dtype: str | None = None
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

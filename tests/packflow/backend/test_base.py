@@ -131,7 +131,7 @@ def test_a_failing_step_is_named_and_chained(step: str) -> None:
 
 
 def test_a_failing_preprocess_is_named_with_the_record_index() -> None:
-    backend = Identity(input_format="numpy", feature_names=["x"])
+    backend = Identity(input_format="numpy", feature_names=["x"], numpy_dtype="float32")
     with pytest.raises(InferenceBackendRuntimeError) as info:
         backend([{"x": 1}, {"x": "nope"}])
     assert info.value.step == "preprocess"
@@ -476,3 +476,30 @@ def test_a_step_set_in_initialize_is_used() -> None:
             self.transform_outputs = lambda rows: [{"z": r["y"]} for r in rows]
 
     assert SetsStep()({"x": 2}) == {"z": 4}
+
+
+def test_a_step_failing_on_an_object_array_with_none_names_the_records_and_fields() -> None:
+    class Mean(InferenceBackend):
+        def execute(self, inputs: Any) -> Any:
+            return [{"m": float(v) / 2} for v in inputs.sum(axis=1)]
+
+    backend = Mean(input_format="numpy", feature_names=["a", "b.c"])
+    assert backend([{"a": 1, "b": {"c": 3}}]) == [{"m": 2.0}]
+    with pytest.raises(InferenceBackendRuntimeError) as info:
+        backend([{"a": 1, "b": {"c": 3}}, {"a": None, "b": {}}, {"a": 2}])
+    message = str(info.value)
+    assert info.value.step == "execute"
+    assert "missing or None: record 1 field 'a', record 1 field 'b.c', record 2 field 'b.c'" in (
+        message
+    )
+    assert "numpy_dtype" in message
+
+
+def test_a_step_failing_on_a_numeric_array_gets_no_none_hint() -> None:
+    class Boom(InferenceBackend):
+        def execute(self, inputs: Any) -> Any:
+            raise ValueError("bad")
+
+    with pytest.raises(InferenceBackendRuntimeError) as info:
+        Boom(input_format="numpy", feature_names=["a"])([{"a": 1}])
+    assert "missing or None" not in str(info.value)
