@@ -18,6 +18,7 @@ from packflow.exceptions import (
     PreprocessorRuntimeError,
 )
 from packflow.logger import logger as _sdk_logger
+from packflow.utils._grammar import with_article
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -106,8 +107,8 @@ def _check_records(records: list[Any]) -> None:
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise InferenceBackendRuntimeError(
-                f"Inputs must be records (a list of dicts): record {index} is a "
-                f"{type(record).__name__}, not a dict",
+                f"Inputs must be records (a list of dicts): record {index} is "
+                f"{with_article(type(record).__name__)}, not a dict",
                 record_index=index,
             )
 
@@ -415,11 +416,18 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         return _metrics_dict(self._state[0])
 
     def get_metrics(self) -> ExecutionMetrics:
-        """Metrics of the last ``backend(inputs)`` call (built on demand).
+        """Metrics of the last completed ``backend(inputs)`` call (built on demand).
 
         Raises:
-            pydantic.ValidationError: no call has completed yet.
+            InferenceBackendRuntimeError: no call has completed yet (packflow 0.4.x raised a
+                bare pydantic ``ValidationError`` about missing fields here).
         """
+        if self._state[0][0] is None:
+            raise InferenceBackendRuntimeError(
+                f"get_metrics() of {type(self).__name__}: no metrics yet, no call has "
+                "completed; call the backend first (backend(records)); runtimes calling "
+                "run() get each call's metrics in its RunResult"
+            )
         return ExecutionMetrics.model_validate(self._execution_metrics)
 
     # -- validation --------------------------------------------------------------------------

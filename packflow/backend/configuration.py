@@ -16,6 +16,7 @@ mutated.
 from __future__ import annotations
 
 import copy
+import difflib
 import enum
 import json
 import os
@@ -152,4 +153,25 @@ def load_backend_configuration(
         model = backend_config_model
         base = {}
     merged = _resolve_configs(backend_kwargs, base)
+    _warn_unknown_keys(model, merged)
     return model.model_validate(merged)
+
+
+def _warn_unknown_keys(model: type[BackendConfig], values: Mapping[str, Any]) -> None:
+    """Log one warning per key that ``model`` has no field for (it is ignored, as in 0.4.x)."""
+    if model.model_config.get("extra") == "allow":
+        return
+    fields = list(model.model_fields)
+    for key in values:
+        if key in model.model_fields:
+            continue
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        _logger.warning(
+            "Unknown backend config key {key!r} for {model} is ignored{hint}",
+            event="backend_config_key_unknown",
+            key=key,
+            model=model.__name__,
+            hint=hint,
+            closest=close[0] if close else None,
+        )

@@ -30,6 +30,8 @@ import numpy as np
 from packflow.backend._compiled import compile_select_direct
 from packflow.backend.configuration import BackendConfig, InputFormats
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
+from packflow.logger import logger as _logger
+from packflow.utils._grammar import with_article
 from packflow.utils._paths import MISSING, AmbiguousPathError, FieldPath
 from packflow.utils.data import check_delimiter_collisions, flatten_dict
 
@@ -46,10 +48,28 @@ _T = TypeVar("_T")
 
 
 def get_preprocessor(config: BackendConfig) -> Preprocessor:
-    """Build the preprocessor named by ``config.input_format``."""
-    if config.input_format == InputFormats.RECORDS:
+    """Build the preprocessor named by ``config.input_format``.
+
+    The format may also be a plain string (a config subclass declaring ``input_format: str =
+    "numpy"``); a value that names no format gives the passthrough preprocessor, as in 0.4.x,
+    with a warning.
+    """
+    fmt: Any = config.input_format
+    if not isinstance(fmt, InputFormats):
+        try:
+            fmt = InputFormats(fmt)
+        except ValueError:
+            _logger.warning(
+                "input_format {value!r} names no preprocessor (expected one of {known}); "
+                "inputs pass through unchanged",
+                event="input_format_unknown",
+                value=fmt,
+                known=[f.value for f in InputFormats],
+            )
+            fmt = InputFormats.PASSTHROUGH
+    if fmt is InputFormats.RECORDS:
         return RecordsPreprocessor(config)
-    if config.input_format == InputFormats.NUMPY:
+    if fmt is InputFormats.NUMPY:
         return NumpyPreprocessor(config)
     return PassthroughPreprocessor(config)
 
@@ -121,7 +141,8 @@ def _record_error(index: int, exc: Exception) -> PreprocessorRuntimeError:
 
 def _not_a_record(index: int, record: Any) -> PreprocessorRuntimeError:
     return PreprocessorRuntimeError(
-        f"Failed to preprocess inputs: record {index} is not a dict (got {type(record).__name__})",
+        f"Failed to preprocess inputs: record {index} is not a dict (got "
+        f"{with_article(type(record).__name__)})",
         record_index=index,
     )
 
@@ -477,7 +498,9 @@ class NumpyPreprocessor(Preprocessor):
                 elif value is None:
                     problem = "is None"
                 else:
-                    problem = f"is not a number (got {_a(type(value).__name__)}: {value!r:.60})"
+                    problem = (
+                        f"is not a number (got {with_article(type(value).__name__)}: {value!r:.60})"
+                    )
                 raise PreprocessorRuntimeError(
                     f"Failed to preprocess inputs: record {index}, field '{field}' {problem}; "
                     f"numpy_dtype={self._dtype!r} needs a number in every cell",
@@ -487,8 +510,3 @@ class NumpyPreprocessor(Preprocessor):
         if not rows:
             return np.empty((0, len(self._paths)), dtype=self._dtype)
         return np.array(rows, dtype=self._dtype)
-
-
-def _a(noun: str) -> str:
-    """``noun`` with its indefinite article: "an int", "a str"."""
-    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

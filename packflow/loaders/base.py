@@ -11,6 +11,7 @@ from typing import Any
 from packflow.backend import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.logger import logger as _logger
+from packflow.utils._grammar import with_article
 
 from ._import import put_on_sys_path
 from .config import PackflowConfig, apply_env_vars
@@ -128,4 +129,4 @@ def _describe(obj: Any) -> str:
         return f"the function {getattr(obj, '__qualname__', obj)}()"
     if inspect.ismodule(obj):
         return f"the module {obj.__name__}"
-    return f"a {type(obj).__name__} ({reprlib.repr(obj)})"
+    return f"{with_article(type(obj).__name__)} ({reprlib.repr(obj)})"

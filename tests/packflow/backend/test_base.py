@@ -98,7 +98,7 @@ def test_input_that_is_not_a_record_or_records_raises(bad: Any) -> None:
 
 
 def test_record_that_is_not_a_dict_is_named_by_index() -> None:
-    with pytest.raises(InferenceBackendRuntimeError, match="record 2 is a int") as info:
+    with pytest.raises(InferenceBackendRuntimeError, match="record 2 is an int") as info:
         Identity()([{"a": 1}, {"a": 2}, 7])
     assert info.value.record_index == 2
     assert info.value.step is None
@@ -225,11 +225,13 @@ def test_get_metrics_leaves_undefined_steps_unset() -> None:
     assert set(backend._execution_metrics["execution_times"]) == {"preprocess", "execute"}
 
 
-def test_get_metrics_before_any_call_is_a_validation_error() -> None:
+def test_get_metrics_before_any_call_is_a_clear_error() -> None:
     backend = Identity()
     assert backend._execution_metrics == {"execution_times": {}}
-    with pytest.raises(ValidationError):
+    with pytest.raises(InferenceBackendRuntimeError, match="no call has completed"):
         backend.get_metrics()
+    backend({"a": 1})
+    assert backend.get_metrics().batch_size == 1
 
 
 def test_execute_and_profile_step_times_and_wraps_like_0_4() -> None:

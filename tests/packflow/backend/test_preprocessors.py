@@ -20,6 +20,7 @@ from packflow.backend.preprocessors import (
     get_preprocessor,
 )
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
+from packflow.testing import capture_logs
 from packflow.utils import (
     check_delimiter_collisions,
     flatten_dict,
@@ -546,3 +547,23 @@ def test_numpy_shape_is_records_by_features(n_features: int, values: list[list[f
     assert array.tolist() == [
         [float(v) if array.dtype.kind == "f" else v for v in row[:n_features]] for row in values
     ]
+
+
+def test_a_config_subclass_declaring_input_format_as_a_string_is_honoured() -> None:
+    class NumpyConfig(BackendConfig):
+        input_format: str = "numpy"  # type: ignore[assignment]
+        feature_names: list[str] = ["a"]
+
+    pp = get_preprocessor(NumpyConfig())
+    assert isinstance(pp, NumpyPreprocessor)
+    assert pp([{"a": 1}]).tolist() == [[1]]
+
+
+def test_an_input_format_naming_no_preprocessor_passes_through_with_a_warning() -> None:
+    class Loose(BackendConfig):
+        input_format: str = "tensor"  # type: ignore[assignment]
+
+    with capture_logs() as logs:
+        pp = get_preprocessor(Loose())
+    assert isinstance(pp, PassthroughPreprocessor)
+    assert [e["event"] for e in logs] == ["input_format_unknown"]
