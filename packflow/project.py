@@ -10,12 +10,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.loaders._report import Reporter
 from packflow.loaders.config import (
     PackflowConfig,
     PackflowConfigError,
     apply_env_vars,
+    describe_config_error,
     validate_for_export,
 )
 
@@ -108,7 +111,7 @@ class PackflowProject:
 
         Raises:
             FileExistsError: the folder exists and ``force`` is false.
-            PackflowConfigError: the name or ``config_data`` is invalid.
+            pydantic.ValidationError: the name or ``config_data`` is invalid.
             ValueError: the template or an optional file does not exist.
         """
         config = PackflowConfig.from_mapping(
@@ -188,9 +191,14 @@ class PackflowProject:
                 if config is None:
                     try:
                         config = PackflowConfig.from_project_path(self.base_dir)
-                    except PackflowConfigError as exc:
-                        errors.append(str(exc))
-                        report.fail(str(exc), 4)
+                    except (PackflowConfigError, ValidationError) as exc:
+                        message = (
+                            describe_config_error(exc)
+                            if isinstance(exc, ValidationError)
+                            else str(exc)
+                        )
+                        errors.append(message)
+                        report.fail(message, 4)
                         continue
                 found = validate_for_export(config, project_dir=self.base_dir, verbose=verbose)
                 errors.extend(found[0])

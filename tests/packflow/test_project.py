@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from packflow import PackflowProject, __version__
-from packflow.loaders import InferenceBackendLoader, PackflowConfigError
+from packflow.loaders import InferenceBackendLoader
 
 TEMPLATE_FILES = {
     ".gitignore",
@@ -22,6 +23,8 @@ TEMPLATE_FILES = {
 TEMPLATE_WARNINGS = [
     "'description' is empty. A description is recommended before distributing.",
     "'maintainers' is empty. At least one maintainer is recommended before distributing.",
+    "'inference_backend' is the template default 'inference:Backend'. Name your backend's "
+    "module and class before distributing.",
     "'MODEL_CARD.md' appears to be unchanged from template.",
     "'LICENSE.txt' is empty.",
     "'README.md' appears to be unchanged from template.",
@@ -95,7 +98,7 @@ def test_create_rejects_unknown_optional_files_and_templates(tmp_path: Path) -> 
 
 
 def test_create_rejects_an_invalid_name(tmp_path: Path) -> None:
-    with pytest.raises(PackflowConfigError, match="invalid project name"):
+    with pytest.raises(ValidationError, match="invalid project name"):
         PackflowProject.create("9lives", parent_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -157,12 +160,32 @@ def test_broken_backend_fails_the_smoke_test(project: PackflowProject) -> None:
     assert "pf_test_not_installed_anywhere" in errors[0]
 
 
-def test_invalid_packflow_yaml_is_an_error_naming_the_field(project: PackflowProject) -> None:
+def test_invalid_packflow_yaml_is_an_error_naming_the_field_and_file(
+    project: PackflowProject,
+) -> None:
     path = project.base_dir / "packflow.yaml"
-    path.write_text(path.read_text() + "owner: me\n")
+    path.write_text(path.read_text() + "loader: remote\n")
     errors, _ = project.validate_required_files()
     assert len(errors) == 1
-    assert "unknown key 'owner'" in errors[0]
+    assert errors[0].startswith(f"Invalid {path}: field 'loader'")
+
+
+def test_an_unknown_packflow_yaml_key_is_kept_and_warned_naming_a_close_key(
+    project: PackflowProject,
+) -> None:
+    path = project.base_dir / "packflow.yaml"
+    path.write_text(path.read_text() + "inference_backed: other:Backend\nowner: me\n")
+    errors, warnings = project.validate_required_files()
+    assert errors == []
+    assert (
+        "Unknown key 'inference_backed' in packflow.yaml is kept as a custom field. "
+        "Did you mean 'inference_backend'?" in warnings
+    )
+    assert "Unknown key 'owner' in packflow.yaml is kept as a custom field." in warnings
+    assert project.load_config().custom_fields == {
+        "inference_backed": "other:Backend",
+        "owner": "me",
+    }
 
 
 def test_missing_required_files_are_errors(project: PackflowProject) -> None:
