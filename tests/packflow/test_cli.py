@@ -200,7 +200,7 @@ def test_console_script_create_validate_export_round_trip(tmp_path: Path) -> Non
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(unpacked)
     files = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*") if p.is_file()}
-    assert files == TEMPLATE_FILES | {"weights.bin"}
+    assert files == TEMPLATE_FILES | {"weights.bin", "scratch.zip"}  # only exports are ignored
     assert (unpacked / "weights.bin").read_bytes() == b"\1\2"
 
     # The unpacked package is a working project: its own tests pass, wherever pytest runs.

@@ -291,6 +291,62 @@ def test_export_excludes_caches_vcs_gitignored_and_old_exports(
     }
 
 
+def test_template_gitignore_ignores_only_this_projects_export_archives(
+    project: PackflowProject,
+) -> None:
+    lines = (project.base_dir / ".gitignore").read_text().splitlines()
+    assert "/demo_model-*.zip" in lines
+    assert "*.zip" not in lines
+    (project.base_dir / "model_artifacts.zip").write_bytes(b"PK")
+    (project.base_dir / "demo_model-0.0.1.zip").write_bytes(b"PK")
+    archive = project.export(output_directory=project.base_dir)
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+    assert "model_artifacts.zip" in names
+    assert "demo_model-0.0.1.zip" not in names
+
+
+def test_export_reports_what_gitignore_excluded_and_warns_on_model_files(
+    project: PackflowProject, tmp_path: Path
+) -> None:
+    root = project.base_dir
+    fill_in(project)
+    files = {
+        "model.onnx": b"x",
+        "data/raw/a.csv": b"1",
+        "data/raw/big.csv": b"0" * 1_200_000,
+        "notes.tmp": b"",
+        "b.tmp": b"",
+        "c.tmp": b"",
+        "d.tmp": b"",
+    }
+    for relative, content in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+    (root / ".gitignore").write_text("*.onnx\ndata/raw/\n*.tmp\n")
+    project.export(output_directory=tmp_path)
+    warnings = project.export_warnings
+    assert (
+        ".gitignore excluded 7 file(s) from the archive: b.tmp, c.tmp, d.tmp, data/raw/a.csv, "
+        "data/raw/big.csv and 2 more." in warnings
+    )
+    model_warnings = [w for w in warnings if "may be a model artifact" in w]
+    assert model_warnings == [
+        ".gitignore excluded 'data/raw/big.csv' (1.2 MB), which may be a model artifact the "
+        "backend needs: remove its pattern from .gitignore to ship it.",
+        ".gitignore excluded 'model.onnx' (a .onnx file), which may be a model artifact the "
+        "backend needs: remove its pattern from .gitignore to ship it.",
+    ]
+
+
+def test_export_without_gitignored_files_adds_no_warning(
+    project: PackflowProject, tmp_path: Path
+) -> None:
+    (project.base_dir / ".gitignore").unlink()
+    project.export(output_directory=tmp_path)
+    assert not any(".gitignore" in w for w in project.export_warnings)
+
+
 def test_export_twice_does_not_include_itself(project: PackflowProject) -> None:
     first = project.export(output_directory=project.base_dir)
     second = project.export(output_directory=project.base_dir)
