@@ -73,13 +73,16 @@ def _emit_write(w: _Writer, indent: int, target: FieldPath, nested: bool) -> Non
 def compile_select_direct(
     renames: Sequence[tuple[FieldPath, FieldPath, bool]],
     features: Sequence[tuple[FieldPath, bool]],
+    literal_keys: bool = True,
 ) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """Compile "renames, then features" for one record, or ``None`` if unsupported.
 
     ``renames`` are ``(source, target, nested)``, ``features`` ``(path, nested)``, in write
-    order (``nested``: written as nested dicts). Unsupported (the caller keeps interpreting):
-    an output path that is a strict prefix of another, where an output value could be a dict
-    (possibly the caller's) that a later write must descend into.
+    order (``nested``: written as nested dicts). ``literal_keys=False`` skips looking a
+    nested path up as one literal key first: the caller guarantees no record has a key
+    containing the delimiter (it raised on them already). Unsupported (the caller keeps
+    interpreting): an output path that is a strict prefix of another, where an output value
+    could be a dict (possibly the caller's) that a later write must descend into.
     """
     targets = [(t, nested) for _s, t, nested in renames] + list(features)
     names = {t.name for t, _nested in targets}
@@ -91,22 +94,29 @@ def compile_select_direct(
     w = _Writer()
     w.emit(0, "def select(record):")
     w.emit(1, "out = {}")
+    written: set[str] = set()
     for source, target, nested in renames:
-        _emit_read(w, 1, source, "record", True)
+        _emit_read(w, 1, source, "record", literal_keys)
         w.emit(1, "if v is not None:")
         _emit_write(w, 2, target, nested)
+        written.add(target.name)
     for path, nested in features:
-        # A feature already in the output (a rename or an earlier feature wrote it) is not
-        # read again. Names containing the delimiter are only ever written nested, so the
-        # output never holds them as a literal key: the walk alone decides.
-        if nested:
-            _emit_read(w, 1, path, "out", False)
-            w.emit(1, "if v is None:")
-        else:
-            w.emit(1, f"if out.get({path.name!r}) is None:")
-        _emit_read(w, 2, path, "record", True)
-        w.emit(2, "if v is not None:")
-        _emit_write(w, 3, path, nested)
+        # A feature already in the output is not read again. With no output path a strict
+        # prefix of another, only an earlier write to the same name can have put it there.
+        # Names containing the delimiter are only ever written nested, so the output never
+        # holds them as a literal key: the walk alone decides.
+        indent = 1
+        if path.name in written:
+            if nested:
+                _emit_read(w, 1, path, "out", False)
+                w.emit(1, "if v is None:")
+            else:
+                w.emit(1, f"if out.get({path.name!r}) is None:")
+            indent = 2
+        _emit_read(w, indent, path, "record", literal_keys)
+        w.emit(indent, "if v is not None:")
+        _emit_write(w, indent + 1, path, nested)
+        written.add(path.name)
     w.emit(1, "return out")
     namespace: dict[str, Any] = {"MISSING": MISSING}
     source_code = "\n".join(w.lines)

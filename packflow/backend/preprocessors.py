@@ -21,11 +21,13 @@ written to.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 
 from packflow.backend._compiled import compile_select_direct
 from packflow.backend.configuration import BackendConfig, InputFormats
@@ -250,6 +252,38 @@ def _list_has_delimiter_key(items: list[Any], delimiter: str) -> bool:
     return False
 
 
+class _DelimiterKeys:
+    """Tells cheaply whether any key in a batch contains the delimiter.
+
+    0.4.1's results depend on that for every record (its collision check, its flattening),
+    so it is asked on every call: instead of walking each record's dicts in Python, the
+    whole batch is serialised once with orjson and searched once for a key (a JSON string
+    followed by ``:``) holding the delimiter. A string followed by ``":`` can only be a key,
+    and a number is never followed by a quote, so without escapes in the text a miss is
+    exact. Anything else (a value orjson cannot serialise, an escape, a hit) answers
+    "maybe", and the caller checks record by record.
+    """
+
+    __slots__ = ("_pattern",)
+
+    def __init__(self, delimiter: str) -> None:
+        self._pattern = (
+            None
+            if '"' in delimiter or "\\" in delimiter
+            else re.compile(re.escape(delimiter.encode()) + rb'[^"\\]*":')
+        )
+
+    def none_in(self, records: Any) -> bool:
+        """True only if no dict key anywhere in ``records`` (lists included) has the delimiter."""
+        if self._pattern is None or not isinstance(records, list):
+            return False
+        try:
+            text = orjson.dumps(records)
+        except TypeError:  # orjson.JSONEncodeError: a value or key JSON cannot hold
+            return False
+        return b"\\" not in text and self._pattern.search(text) is None
+
+
 def _collision_error(index: int, collisions: list[str], delimiter: str) -> PreprocessorRuntimeError:
     return PreprocessorRuntimeError(
         f"Keys containing the delimiter '{delimiter}' were found: {collisions} (record "
@@ -306,11 +340,16 @@ class RecordsPreprocessor(Preprocessor):
         self._features = [
             (FieldPath(name, d), not self._flatten and d in name) for name in config.feature_names
         ]
+        self._keys = _DelimiterKeys(d)
         self._transform_record: Callable[[dict[str, Any]], dict[str, Any]]
         if self._flatten:
             self._transform_record = self._flat
         elif self._features:
-            compiled = compile_select_direct(self._renames, self._features)
+            # With the collision check on, no record that reaches the transform has a key
+            # containing the delimiter: nested paths need not be tried as literal keys.
+            compiled = compile_select_direct(
+                self._renames, self._features, literal_keys=not self._check
+            )
             self._transform_record = compiled or self._direct
         else:
             self._transform_record = self._direct
@@ -328,8 +367,13 @@ class RecordsPreprocessor(Preprocessor):
         """Transform ``raw_inputs`` (the list itself is returned in passthrough mode)."""
         if self.passthrough:
             return raw_inputs
-        if self._check and isinstance(raw_inputs, list):
+        if not (self._check or self._flatten):
+            return _map_records(raw_inputs, self._transform_record)
+        clean = self._keys.none_in(raw_inputs)
+        if self._check and not clean and isinstance(raw_inputs, list):
             self._check_collisions(raw_inputs)
+        if self._flatten and clean and self._features:
+            return _map_records(raw_inputs, self._flat_without_collisions)
         return _map_records(raw_inputs, self._transform_record)
 
     def _check_collisions(self, records: Records) -> None:
@@ -364,9 +408,19 @@ class RecordsPreprocessor(Preprocessor):
         return out
 
     def _flat(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self._flat_impl(record, True)
+
+    def _flat_without_collisions(self, record: dict[str, Any]) -> dict[str, Any]:
+        # No key of the batch contains the delimiter: flattening could not collide.
+        return self._flat_impl(record, False)
+
+    def _flat_impl(self, record: dict[str, Any], may_collide: bool) -> dict[str, Any]:
         lists = self._flatten_lists
         flat: dict[str, Any] | None = None
-        if not self._features or _has_delimiter_key(record, self._delimiter, lists):
+        whole = not self._features or (
+            may_collide and _has_delimiter_key(record, self._delimiter, lists)
+        )
+        if whole:
             # The whole flattened record is needed (it is the output, or keys containing the
             # delimiter may collide: flattening raises then).
             flat = flatten_dict(record, self._delimiter, lists)
@@ -420,6 +474,7 @@ class NumpyPreprocessor(Preprocessor):
         self._delimiter = config.nested_field_delimiter
         self.features = [reverse.get(name, name) for name in config.feature_names]
         self._paths = [FieldPath(field, self._delimiter) for field in self.features]
+        self._keys = _DelimiterKeys(self._delimiter)
         self._dtype = getattr(config, "numpy_dtype", None)
         if self._dtype is not None:
             try:
@@ -435,10 +490,25 @@ class NumpyPreprocessor(Preprocessor):
 
     def process(self, raw_inputs: Records) -> np.ndarray[Any, Any]:
         """Build the array (see the class docstring for its dtype and shape)."""
-        rows = _map_records(raw_inputs, self._row)
+        if self._keys.none_in(raw_inputs):
+            rows = _map_records(raw_inputs, self._row_without_collisions)
+        else:
+            rows = _map_records(raw_inputs, self._row)
         if self._dtype is not None:
             return self._strict(raw_inputs, rows)
         return np.array(rows)
+
+    def _row_without_collisions(self, record: dict[str, Any]) -> list[Any]:
+        # No key of the batch contains the delimiter: walking the paths is exact.
+        row: list[Any] = []
+        for path in self._paths:
+            name = path.name
+            if name in record:
+                row.append(record[name])
+            else:
+                value = path.flat(record)
+                row.append(None if value is MISSING else value)
+        return row
 
     def _row(self, record: dict[str, Any]) -> list[Any]:
         row: list[Any] = []

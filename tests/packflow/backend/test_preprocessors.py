@@ -16,6 +16,7 @@ from packflow.backend.preprocessors import (
     PassthroughPreprocessor,
     Preprocessor,
     RecordsPreprocessor,
+    _DelimiterKeys,
     _has_delimiter_key,
     get_preprocessor,
 )
@@ -378,6 +379,42 @@ def test_the_delimiter_key_scan_agrees_with_check_delimiter_collisions(
     assert found == bool(check_delimiter_collisions(record, "."))
     if found:
         assert _has_delimiter_key(record, ".", True)
+
+
+JSONISH_KEYS = st.sampled_from(["a", "b", "a.b", "", "x__y", 'q"t', "b\\s", "é.ü", "1.5"])
+JSONISH = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 5),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(["s", "a.b", 'x":', "1.5", 'k.": 1', "\\"]),
+    ),
+    lambda inner: st.one_of(
+        st.dictionaries(JSONISH_KEYS, inner, max_size=3), st.lists(inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=400)
+@given(
+    records=st.lists(st.dictionaries(JSONISH_KEYS, JSONISH, max_size=4), max_size=3),
+    delimiter=st.sampled_from([".", "__", "é"]),
+)
+def test_the_batch_key_search_never_misses_a_key_with_the_delimiter(
+    records: list[dict[str, Any]], delimiter: str
+) -> None:
+    clean = _DelimiterKeys(delimiter).none_in(records)
+    if clean:  # a "no" must be exact, lists included; a "maybe" is checked record by record
+        assert not any(_has_delimiter_key(r, delimiter, True) for r in records)
+
+
+def test_the_batch_key_search_answers_no_for_plain_records() -> None:
+    keys = _DelimiterKeys(".")
+    assert keys.none_in([{"a": 1.5, "b": {"c": "x.y", "d": [1.25, {"e": None}]}}])
+    assert not keys.none_in([{"a": [{"b.c": 1}]}])
+    assert not keys.none_in([{"a": np.float32(1)}])  # orjson cannot serialise it: maybe
 
 
 def test_the_delimiter_key_scan_handles_non_string_keys() -> None:
