@@ -247,17 +247,17 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
                 (``record_index`` names the bad record), a step raised (``step`` names it),
                 the final output is not a list, or a dict input produced no output row.
         """
-        if isinstance(inputs, list):
-            records = inputs
-        elif isinstance(inputs, dict):
+        if isinstance(inputs, dict):
             records = [inputs]
+        elif isinstance(inputs, list):
+            records = inputs
+            if len(records) != 1 or not isinstance(records[0], dict):
+                _check_records(records)
         else:
             raise InferenceBackendRuntimeError(
                 "Inputs must be a dictionary or Records (a list of dictionaries). "
                 f"Type received: {type(inputs).__name__}"
             )
-        if len(records) != 1 or not isinstance(records[0], dict):
-            _check_records(records)
         outputs, times = self._run_pipeline(records)
         self._state[0] = times
         if self.config.verbose:

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 Records = list[dict[str, Any]]
+_DICTS = frozenset({dict})
 _T = TypeVar("_T")
 
 
@@ -159,6 +160,13 @@ def _map_records(records: Records, transform: Callable[[dict[str, Any]], _T]) ->
         raise PreprocessorRuntimeError(
             f"Failed to preprocess inputs: expected a list of records, got {type(records).__name__}"
         )
+    if set(map(type, records)) <= _DICTS:  # the usual case: one C-level map
+        try:
+            return list(map(transform, records))
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise _record_error(_failing_index(records, transform), exc) from exc
     out: list[_T] = []
     append = out.append
     index = 0
@@ -172,6 +180,16 @@ def _map_records(records: Records, transform: Callable[[dict[str, Any]], _T]) ->
     except Exception as exc:
         raise _record_error(index, exc) from exc
     return out
+
+
+def _failing_index(records: Records, transform: Callable[[dict[str, Any]], Any]) -> int:
+    """The index of the first record ``transform`` raises on (transforms are pure)."""
+    for index, record in enumerate(records):
+        try:
+            transform(record)
+        except Exception:
+            return index
+    return 0
 
 
 def _owned_parent(
