@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
-from packflow.backend._compiled import compile_select_direct
+from packflow.backend._compiled import CompiledSelect, compile_select_direct
 from packflow.backend.configuration import BackendConfig, InputFormats
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
 from packflow.logger import logger as _logger
@@ -360,15 +360,16 @@ class RecordsPreprocessor(Preprocessor):
         ]
         self._keys = _DelimiterKeys(d)
         self._transform_record: Callable[[dict[str, Any]], dict[str, Any]]
+        self._compiled: CompiledSelect | None = None
         if self._flatten:
             self._transform_record = self._flat
         elif self._features:
             # With the collision check on, no record that reaches the transform has a key
             # containing the delimiter: nested paths need not be tried as literal keys.
-            compiled = compile_select_direct(
+            self._compiled = compile_select_direct(
                 self._renames, self._features, literal_keys=not self._check
             )
-            self._transform_record = compiled or self._direct
+            self._transform_record = self._compiled.select if self._compiled else self._direct
         else:
             self._transform_record = self._direct
 
@@ -385,13 +386,23 @@ class RecordsPreprocessor(Preprocessor):
         """Transform ``raw_inputs`` (the list itself is returned in passthrough mode)."""
         if self.passthrough:
             return raw_inputs
-        if not (self._check or self._flatten):
-            return _map_records(raw_inputs, self._transform_record)
-        clean = self._keys.none_in(raw_inputs)
-        if self._check and not clean and isinstance(raw_inputs, list):
-            self._check_collisions(raw_inputs)
+        clean = False
+        if self._check or self._flatten:
+            clean = self._keys.none_in(raw_inputs)
+            if self._check and not clean and isinstance(raw_inputs, list):
+                self._check_collisions(raw_inputs)
         if self._flatten and clean and self._features:
             return _map_records(raw_inputs, self._flat_without_collisions)
+        compiled = self._compiled
+        if (
+            compiled is not None
+            and isinstance(raw_inputs, list)
+            and set(map(type, raw_inputs)) <= _DICTS
+        ):
+            try:
+                return compiled.select_all(raw_inputs)
+            except Exception:  # a dict subclass inside misbehaved: the loop names it
+                return _map_records(raw_inputs, self._direct)
         return _map_records(raw_inputs, self._transform_record)
 
     def _check_collisions(self, records: Records) -> None:
