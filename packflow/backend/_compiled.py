@@ -99,9 +99,9 @@ class _Body:
         else:
             self.emit(indent, f"v = {walk}")
 
-    def read_output(self, indent: int, path: FieldPath) -> None:
+    def read_output(self, indent: int, path: FieldPath, nested: bool) -> None:
         """Leave the output's value at ``path`` (or ``None``) in ``v``."""
-        if not path.nested:
+        if not nested:
             self.emit(indent, f"v = out.get({path.name!r})")
             return
         parent = self._outputs[path.parts[:-1]]
@@ -128,6 +128,7 @@ def compile_select_direct(
     renames: Sequence[tuple[FieldPath, FieldPath, bool]],
     features: Sequence[tuple[FieldPath, bool]],
     literal_keys: bool = True,
+    leaves_only: bool = False,
 ) -> CompiledSelect | None:
     """Compile "renames, then features" for one record, or ``None`` if unsupported.
 
@@ -138,6 +139,10 @@ def compile_select_direct(
     interpreting): an output path that is a strict prefix of another, where an output value
     could be a dict (possibly the caller's) that a later write must descend into; with
     prefix-free outputs every dict in the output is one this code created.
+
+    ``leaves_only``: the flattening mode's reads (lists not indexed) on records where no
+    key contains the delimiter: a value is what ``flatten_dict(record)[path]`` holds, so a
+    non-empty dict is not one; targets are then all flat keys.
     """
     targets = [(t, nested) for _s, t, nested in renames] + list(features)
     names = {t.name for t, _nested in targets}
@@ -151,9 +156,14 @@ def compile_select_direct(
     body.emit(0, "out = {}")
     body.declare_outputs([t for t, nested in targets if nested])
     written: set[str] = set()
+    present = (
+        "if v is not None and not (v and isinstance(v, dict)):"
+        if leaves_only
+        else ("if v is not None:")
+    )
     for source, target, nested in renames:
         body.read(0, source, literal_keys)
-        body.emit(0, "if v is not None:")
+        body.emit(0, present)
         body.write(1, target, nested)
         written.add(target.name)
     for path, nested in features:
@@ -161,11 +171,11 @@ def compile_select_direct(
         # an earlier write to the same name can have put it there.
         indent = 0
         if path.name in written:
-            body.read_output(0, path)
+            body.read_output(0, path, nested)
             body.emit(0, "if v is None:")
             indent = 1
         body.read(indent, path, literal_keys)
-        body.emit(indent, "if v is not None:")
+        body.emit(indent, present)
         body.write(indent + 1, path, nested)
         written.add(path.name)
 

@@ -361,6 +361,13 @@ class RecordsPreprocessor(Preprocessor):
         self._keys = _DelimiterKeys(d)
         self._transform_record: Callable[[dict[str, Any]], dict[str, Any]]
         self._compiled: CompiledSelect | None = None
+        # Flattening with features, lists not flattened, on a batch without keys that hold
+        # the delimiter: the flattened value of a path is the leaf its walk reaches.
+        self._compiled_flat: CompiledSelect | None = None
+        if self._flatten and self._features and not self._flatten_lists:
+            self._compiled_flat = compile_select_direct(
+                self._renames, self._features, literal_keys=False, leaves_only=True
+            )
         if self._flatten:
             self._transform_record = self._flat
         elif self._features:
@@ -392,6 +399,11 @@ class RecordsPreprocessor(Preprocessor):
             if self._check and not clean and isinstance(raw_inputs, list):
                 self._check_collisions(raw_inputs)
         if self._flatten and clean and self._features:
+            if self._compiled_flat is not None and set(map(type, raw_inputs)) <= _DICTS:
+                try:
+                    return self._compiled_flat.select_all(raw_inputs)
+                except Exception:  # a dict subclass inside misbehaved: the loop names it
+                    return _map_records(raw_inputs, self._flat_without_collisions)
             return _map_records(raw_inputs, self._flat_without_collisions)
         compiled = self._compiled
         if (

@@ -443,6 +443,33 @@ def test_flatten_mode_features_equal_the_flattened_record(
         assert out == {f: flat[f] for f in features if flat.get(f) is not None}
 
 
+FLAT_KEYS = st.sampled_from(["a", "b", "c"])
+FLAT_VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.dictionaries(FLAT_KEYS, inner, max_size=3), st.lists(inner, max_size=2)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200)
+@given(
+    records=st.lists(st.dictionaries(FLAT_KEYS, FLAT_VALUES, max_size=3), min_size=1, max_size=4),
+    features=st.lists(PATHS, min_size=1, max_size=4),
+    renames=st.dictionaries(PATHS, PATHS, max_size=2),
+)
+def test_compiled_flatten_select_matches_the_interpreter_on_clean_batches(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str]
+) -> None:
+    pp = records_pp(flatten_nested_inputs=True, feature_names=features, rename_fields=renames)
+    assert pp._compiled_flat is not None
+    interpreted = [pp._flat_impl(record, True) for record in records]
+    out = pp(records)
+    assert out == interpreted
+    assert [list(r) for r in out] == [list(r) for r in interpreted]
+
+
 PLAIN_KEYS = st.sampled_from(["k1", "k2", "k3", "k4", "k5"])
 
 
