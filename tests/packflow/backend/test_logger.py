@@ -87,6 +87,19 @@ def test_disable_and_enable_silence_a_module() -> None:
     ]
 
 
+def test_configure_extra_reaches_every_line() -> None:
+    logger.configure(extra={"service": "scoring"})
+    try:
+        with capture_logs() as logs:
+            logger.info("with extra")
+    finally:
+        logger.configure(extra={})
+    assert logs[0]["service"] == "scoring"
+    with capture_logs() as logs:
+        logger.info("without")
+    assert "service" not in logs[0]
+
+
 def test_exception_logs_the_handled_exception() -> None:
     with capture_logs() as logs:
         try:
