@@ -149,7 +149,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         self._preprocessor: Preprocessor = get_preprocessor(self.config)
         # [last call's times, resolved steps]: written in place on the hot path (no
         # __setattr__ hook, and no __dict__ access that would slow every attribute load).
-        self._state: list[Any] = [_NO_CALL, _NO_STEPS]
+        self._packflow_state: list[Any] = [_NO_CALL, _NO_STEPS]
         self._initialize()
 
     def __repr__(self) -> str:
@@ -159,7 +159,10 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         # loguru's logger pickles its handlers (stderr cannot be pickled): bind it again on
         # the other side instead.
         state = dict(self.__dict__)
-        state["_state"] = [self._state[0], _NO_STEPS]  # steps: resolved again after loading
+        state["_packflow_state"] = [
+            self._packflow_state[0],
+            _NO_STEPS,
+        ]  # steps: resolved again after loading
         if isinstance(state.get("logger"), type(_sdk_logger)):
             del state["logger"]
         return state
@@ -218,7 +221,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
             getattr(self, "transform_inputs", None),
             getattr(self, "transform_outputs", None),
         )
-        self._state[1] = steps
+        self._packflow_state[1] = steps
         return steps
 
     def _initialize(self) -> None:
@@ -259,7 +262,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
                 f"Type received: {type(inputs).__name__}"
             )
         outputs, times = self._run_pipeline(records)
-        self._state[0] = times
+        self._packflow_state[0] = times
         if self.config.verbose:
             self._log_call(times)
         if records is inputs:
@@ -308,7 +311,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
     def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
         """Run the steps on checked records; return the final output and the step times."""
         clock = perf_counter_ns
-        steps = self._state[1]
+        steps = self._packflow_state[1]
         if steps[0] != _steps_epoch:
             steps = self._bind_steps()
         _epoch, preprocess, transform_inputs, transform_outputs = steps
@@ -405,15 +408,15 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         elapsed = perf_counter_ns() - start
         slot = _SLOT.get(name)
         if slot is not None:
-            times = list(self._state[0])
+            times = list(self._packflow_state[0])
             times[slot] = elapsed
-            self._state[0] = tuple(times)
+            self._packflow_state[0] = tuple(times)
         return result
 
     @property
     def _execution_metrics(self) -> dict[str, Any]:
         """The last call's metrics as a dict (``batch_size``, ``execution_times`` in ms)."""
-        return _metrics_dict(self._state[0])
+        return _metrics_dict(self._packflow_state[0])
 
     def get_metrics(self) -> ExecutionMetrics:
         """Metrics of the last completed ``backend(inputs)`` call (built on demand).
@@ -422,7 +425,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
             InferenceBackendRuntimeError: no call has completed yet (packflow 0.4.x raised a
                 bare pydantic ``ValidationError`` about missing fields here).
         """
-        if self._state[0][0] is None:
+        if self._packflow_state[0][0] is None:
             raise InferenceBackendRuntimeError(
                 f"get_metrics() of {type(self).__name__}: no metrics yet, no call has "
                 "completed; call the backend first (backend(records)); runtimes calling "

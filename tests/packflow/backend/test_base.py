@@ -505,3 +505,20 @@ def test_a_step_failing_on_a_numeric_array_gets_no_none_hint() -> None:
     with pytest.raises(InferenceBackendRuntimeError) as info:
         Boom(input_format="numpy", feature_names=["a"])([{"a": 1}])
     assert "missing or None" not in str(info.value)
+
+
+def test_a_backend_may_use_common_private_attribute_names() -> None:
+    class Stateful(InferenceBackend):
+        def initialize(self) -> None:
+            self._state = {"calls": 0}
+            self._steps = "mine"
+            self._last_call = None
+
+        def execute(self, inputs: Any) -> Any:
+            self._state["calls"] += 1
+            return inputs
+
+    backend = Stateful()
+    assert backend({"a": 1}) == {"a": 1}
+    assert backend._state == {"calls": 1}
+    assert backend.get_metrics().batch_size == 1
