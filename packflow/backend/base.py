@@ -159,10 +159,8 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         # loguru's logger pickles its handlers (stderr cannot be pickled): bind it again on
         # the other side instead.
         state = dict(self.__dict__)
-        state["_packflow_state"] = [
-            self._packflow_state[0],
-            _NO_STEPS,
-        ]  # steps: resolved again after loading
+        # The resolved steps are bound methods: resolve them again after loading.
+        state["_packflow_state"] = [self._packflow_state[0], _NO_STEPS]
         if isinstance(state.get("logger"), type(_sdk_logger)):
             del state["logger"]
         return state
