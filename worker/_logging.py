@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+import loguru
 import orjson
 import structlog
-from loguru import logger as _loguru
-
-if TYPE_CHECKING:
-    from loguru import Message
 
 __all__ = ["configure_logging"]
 
@@ -47,11 +44,11 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.handlers[:] = [_StructlogHandler()]
     root.setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # The SDK's and the backend's loguru lines: into the JSON stream, not onto stderr.
-    _loguru.remove()
-    _loguru.add(_forward_loguru, level=level, format="{message}")
+    loguru.logger.remove()
+    loguru.logger.add(_forward_loguru, level=level, format="{message}")
 
 
-def _forward_loguru(message: Message) -> None:
+def _forward_loguru(message: loguru.Message) -> None:
     """Hand one loguru line to structlog: ``event`` (the SDK's field, else the message) and
     the line's fields (``record["extra"]``), at the nearest standard level."""
     record = message.record
