@@ -35,7 +35,8 @@ __all__ = [
     "make_records",
 ]
 
-#: The structlog event names that carry metrics.
+#: The event names that carry metrics (``backend_call``: an SDK line; ``batch_metrics``: the
+#: worker's structlog event).
 METRIC_EVENTS = ("backend_call", "batch_metrics")
 
 #: One captured event: the fields structlog would render.
@@ -158,9 +159,10 @@ def capture_metric_events(*events: str) -> Iterator[MetricEvents]:
     """Collect packflow's metric events (``events``, default :data:`METRIC_EVENTS`) in the block.
 
     Each captured event is the dict structlog would render (``event``, ``log_level`` and the
-    event's fields); nothing is printed meanwhile. Built on
-    :func:`structlog.testing.capture_logs`, so it sees loggers that structlog has not cached:
-    it is meant for tests, not for a worker process that configured its logging.
+    event's fields). structlog events are captured with :func:`structlog.testing.capture_logs`
+    (nothing printed meanwhile; it sees loggers that structlog has not cached, so it is meant
+    for tests, not for a worker process that configured its logging); the SDK's loguru lines
+    (``backend_call``, at DEBUG) through a temporary loguru handler, as :func:`capture_logs`.
     """
     with _capture_structlog() as entries, _capture_loguru(entries):
         yield MetricEvents(entries, frozenset(events or METRIC_EVENTS))

@@ -49,7 +49,8 @@ class BackendConfig(BaseModel):
     """Configuration of an ``InferenceBackend``; subclass it to add your own fields.
 
     Attributes:
-        verbose: log one structured line with the metrics of every call (INFO level).
+        verbose: log the metrics of every call, one line at DEBUG level (as packflow 0.4.x;
+            shown with ``PACKFLOW_LOG_LEVEL=DEBUG`` or a loguru handler at DEBUG).
         input_format: ``"records"`` (default), ``"numpy"`` or ``"passthrough"``.
         rename_fields: ``{old_name: new_name}``; dotted paths reach into nested dicts.
         feature_names: fields to keep, in this order (names *after* renaming).
