@@ -2,13 +2,18 @@
 
 Usage::
 
-    .venv/bin/python bench/sdk_speed.py [--quick] [--rounds N] [--seconds S]
+    .venv/bin/python bench/sdk_speed.py [--quick] [--rounds N] [--seconds S] [--before-tree DIR]
 
 Creates (once) ``bench/.venv-packflow041`` with ``packflow==0.4.1`` from PyPI, then runs the
 same workloads against both in subprocesses, alternating which goes first each round, and
 prints one JSON document: median records/s per implementation and their ratio per workload,
 plus tracemalloc peak bytes and net allocated blocks for one call on 1,000 records. The JSON
 is also written to ``bench/results/sdk_speed.json``.
+
+``--before-tree DIR`` adds a third implementation, ``packflow_before``: the ``packflow/``
+package found in ``DIR`` (e.g. ``git archive main packflow | tar -x -C /tmp/before``), run
+by this repo's venv with ``DIR`` first on ``PYTHONPATH``, so a change is measured before and
+after, beside 0.4.1, in one run (ratios are then also given against it).
 
 Workloads:
   identity_one_record   one-record call of an identity backend, no preprocessing options
@@ -213,7 +218,7 @@ def ensure_baseline() -> None:
     )
 
 
-def run_child(python: Path, seconds: float) -> dict[str, Any]:
+def run_child(python: Path, seconds: float, pythonpath: str = "") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as cwd:  # keep the repo's packflow/ off sys.path
         done = subprocess.run(
             [str(python), str(Path(__file__).resolve()), "--child", "--seconds", str(seconds)],
@@ -221,7 +226,7 @@ def run_child(python: Path, seconds: float) -> dict[str, Any]:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "PYTHONPATH": ""},
+            env={**os.environ, "PYTHONPATH": pythonpath},
         )
     if done.returncode != 0:
         raise SystemExit(f"benchmark child {python} failed:\n{done.stderr}")
@@ -234,6 +239,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds of 0.25 s per workload")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        default=None,
+        help="a folder holding an earlier packflow/ package, measured as packflow_before",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     seconds = args.seconds or (0.25 if args.quick else 1.0)
@@ -243,13 +254,19 @@ def main() -> None:
     rounds = args.rounds or (3 if args.quick else 7)
     ensure_baseline()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    impls = {"packflow": OURS_PYTHON, "packflow_0_4_1": BASELINE_PYTHON}
+    impls: dict[str, tuple[Path, str]] = {
+        "packflow": (OURS_PYTHON, ""),
+        "packflow_0_4_1": (BASELINE_PYTHON, ""),
+    }
+    if args.before_tree is not None:
+        impls["packflow_before"] = (OURS_PYTHON, str(args.before_tree.resolve()))
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
     order = list(impls)
     for round_no in range(rounds):
         print(f"round {round_no + 1}/{rounds}", file=sys.stderr)
         for name in order:
-            samples[name].append(run_child(impls[name], seconds))
+            python, pythonpath = impls[name]
+            samples[name].append(run_child(python, seconds, pythonpath))
         order.reverse()
     report: dict[str, Any] = {
         "load_average_at_start": load_at_start,
@@ -268,6 +285,10 @@ def main() -> None:
             "records_per_s": {name: round(value) for name, value in medians.items()},
             "ratio": round(medians["packflow"] / medians["packflow_0_4_1"], 2),
         }
+        if "packflow_before" in medians:
+            report["workloads"][workload]["ratio_before_vs_0_4_1"] = round(
+                medians["packflow_before"] / medians["packflow_0_4_1"], 2
+            )
     text = json.dumps(report, indent=2)
     results = HERE / "results"
     results.mkdir(exist_ok=True)

@@ -169,7 +169,8 @@ def export(project_path: str, verbose: bool, output_dir: str) -> None:
     """Save the package: zip DIR (default: the current directory) as NAME-VERSION.zip.
 
     Runs the validation checks first; errors block the export. Caches, version-control
-    folders and files matched by the project's .gitignore are left out.
+    folders and files matched by the project's .gitignore are left out; export warns with
+    what .gitignore excluded and about each excluded file that looks like a model artifact.
     """
     project = _existing_project(project_path)
     archive = project.export(output_directory=output_dir, verbose=verbose)

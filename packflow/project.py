@@ -10,12 +10,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.loaders._report import Reporter
 from packflow.loaders.config import (
     PackflowConfig,
     PackflowConfigError,
     apply_env_vars,
+    describe_config_error,
     validate_for_export,
 )
 
@@ -59,6 +62,15 @@ _MANDATORY_TEMPLATE_FILES = frozenset(
     {"inference.py", PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME}
 )
 _TEMPLATE_NAME_TOKEN = "{{project_name}}"
+_TEMPLATE_ARCHIVE_TOKEN = "{{archive_prefix}}"  # the export archives' name: '-' as '_'
+
+#: Suffixes of files that are usually model artifacts: export warns when .gitignore drops one.
+MODEL_ARTIFACT_SUFFIXES = frozenset(
+    {".zip", ".pt", ".pth", ".onnx", ".pkl", ".joblib", ".safetensors", ".bin", ".h5"}
+)
+#: Files at least this large dropped by .gitignore are warned about too.
+LARGE_FILE_BYTES = 1_000_000
+_NAMES_SHOWN = 5
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 
@@ -108,7 +120,7 @@ class PackflowProject:
 
         Raises:
             FileExistsError: the folder exists and ``force`` is false.
-            PackflowConfigError: the name or ``config_data`` is invalid.
+            pydantic.ValidationError: the name or ``config_data`` is invalid.
             ValueError: the template or an optional file does not exist.
         """
         config = PackflowConfig.from_mapping(
@@ -143,7 +155,9 @@ class PackflowProject:
             for name, source in files.items():
                 text = source.read_text(encoding="utf-8")
                 target = base_path / name
-                target.write_text(text.replace(_TEMPLATE_NAME_TOKEN, config.name), encoding="utf-8")
+                text = text.replace(_TEMPLATE_NAME_TOKEN, config.name)
+                text = text.replace(_TEMPLATE_ARCHIVE_TOKEN, config.name.replace("-", "_"))
+                target.write_text(text, encoding="utf-8")
                 os.chmod(target, _FILE_MODE)
             config.write_yaml(base_path)
             config.write_requirements(base_path)
@@ -188,9 +202,14 @@ class PackflowProject:
                 if config is None:
                     try:
                         config = PackflowConfig.from_project_path(self.base_dir)
-                    except PackflowConfigError as exc:
-                        errors.append(str(exc))
-                        report.fail(str(exc), 4)
+                    except (PackflowConfigError, ValidationError) as exc:
+                        message = (
+                            describe_config_error(exc)
+                            if isinstance(exc, ValidationError)
+                            else str(exc)
+                        )
+                        errors.append(message)
+                        report.fail(message, 4)
                         continue
                 found = validate_for_export(config, project_dir=self.base_dir, verbose=verbose)
                 errors.extend(found[0])
@@ -229,7 +248,10 @@ class PackflowProject:
         Paths in the archive are relative to the project folder. Left out: version-control
         and cache folders (:data:`EXPORT_EXCLUDE_DIRS`), compiled files, files matched by the
         project's ``.gitignore``, and earlier ``<name>-*.zip`` exports at the project root.
-        Warnings found by validation are kept in :attr:`export_warnings`. The archive is
+        Warnings found by validation are kept in :attr:`export_warnings`, followed by what
+        ``.gitignore`` left out (a count and the first names) and one warning per left-out
+        file that looks like a model artifact (:data:`MODEL_ARTIFACT_SUFFIXES`, or at least
+        :data:`LARGE_FILE_BYTES`), so a model file is never dropped silently. The archive is
         written to a temporary file first, so a failed export leaves no partial archive.
 
         Raises:
@@ -248,15 +270,16 @@ class PackflowProject:
                 "Export blocked due to validation errors:\n"
                 + "\n".join(f"  - {error}" for error in errors)
             )
-        self.export_warnings = warnings
-
         archive = config.archive_file_name(output_directory)
         partial = archive.with_name(f".{archive.name}.partial")
         old_exports = f"{config.name.replace('-', '_')}-*.zip"
+        gitignored: list[str] = []
         try:
             archive.parent.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zip_file:
-                for relative in self.iter_export_files(extra_root_patterns=[old_exports]):
+                for relative in self.iter_export_files(
+                    extra_root_patterns=[old_exports], gitignored=gitignored
+                ):
                     source = self.base_dir / relative
                     if source.resolve() in (archive, partial):
                         continue
@@ -266,32 +289,94 @@ class PackflowProject:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             raise OSError(f"Could not write the archive {archive}: {exc}") from exc
+        self.export_warnings = warnings + self._gitignored_warnings(gitignored)
         report.heading(f"\nWrote {archive}")
         return archive
 
-    def iter_export_files(self, extra_root_patterns: Iterable[str] = ()) -> Iterator[str]:
-        """Yield, sorted, the relative POSIX paths of the files :meth:`export` would archive."""
+    def _gitignored_warnings(self, gitignored: list[str]) -> list[str]:
+        if not gitignored:
+            return []
+        gitignored = sorted(gitignored)
+        shown = ", ".join(gitignored[:_NAMES_SHOWN])
+        more = (
+            f" and {len(gitignored) - _NAMES_SHOWN} more" if len(gitignored) > _NAMES_SHOWN else ""
+        )
+        warnings = [
+            f".gitignore excluded {len(gitignored)} file(s) from the archive: {shown}{more}."
+        ]
+        for relative in gitignored:
+            path = self.base_dir / relative
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            reasons = []
+            if path.suffix.lower() in MODEL_ARTIFACT_SUFFIXES:
+                reasons.append(f"a {path.suffix.lower()} file")
+            if size >= LARGE_FILE_BYTES:
+                reasons.append(f"{size / 1e6:.1f} MB")
+            if reasons:
+                warnings.append(
+                    f".gitignore excluded '{relative}' ({', '.join(reasons)}), which may be a "
+                    "model artifact the backend needs: remove its pattern from .gitignore to "
+                    "ship it."
+                )
+        return warnings
+
+    def iter_export_files(
+        self, extra_root_patterns: Iterable[str] = (), gitignored: list[str] | None = None
+    ) -> Iterator[str]:
+        """Yield, sorted, the relative POSIX paths of the files :meth:`export` would archive.
+
+        ``gitignored``, if given, receives the relative paths of the files left out only
+        because the project's ``.gitignore`` matches them (or a folder above them).
+        """
         from fnmatch import fnmatch
 
         ignored = self._gitignore_spec()
         root_patterns = tuple(extra_root_patterns)
 
-        def skipped(name: str, relative: str, is_dir: bool) -> bool:
+        def excluded(name: str, relative: str, is_dir: bool) -> bool:
             if is_dir and name in EXPORT_EXCLUDE_DIRS:
                 return True
             if any(fnmatch(name, pattern) for pattern in EXPORT_EXCLUDE_PATTERNS):
                 return True
-            if "/" not in relative and any(fnmatch(name, p) for p in root_patterns):
-                return True
+            return "/" not in relative and any(fnmatch(name, p) for p in root_patterns)
+
+        def by_gitignore(relative: str, is_dir: bool) -> bool:
             return ignored is not None and ignored.match_file(relative + ("/" if is_dir else ""))
 
         for directory, dirnames, filenames in os.walk(self.base_dir):
             prefix = Path(directory).relative_to(self.base_dir).as_posix()
             prefix = "" if prefix == "." else prefix + "/"
-            dirnames[:] = sorted(d for d in dirnames if not skipped(d, prefix + d, True))
+            kept_dirs = []
+            for d in sorted(dirnames):
+                if excluded(d, prefix + d, True):
+                    continue
+                if by_gitignore(prefix + d, True):
+                    if gitignored is not None:
+                        gitignored.extend(self._files_under(prefix + d))
+                    continue
+                kept_dirs.append(d)
+            dirnames[:] = kept_dirs
             for name in sorted(filenames):
-                if not skipped(name, prefix + name, False):
-                    yield prefix + name
+                relative = prefix + name
+                if excluded(name, relative, False):
+                    continue
+                if by_gitignore(relative, False):
+                    if gitignored is not None:
+                        gitignored.append(relative)
+                    continue
+                yield relative
+
+    def _files_under(self, relative_dir: str) -> list[str]:
+        """Relative paths of the files under a folder (caches and VCS folders skipped)."""
+        found: list[str] = []
+        for directory, dirnames, filenames in os.walk(self.base_dir / relative_dir):
+            dirnames[:] = sorted(d for d in dirnames if d not in EXPORT_EXCLUDE_DIRS)
+            prefix = Path(directory).relative_to(self.base_dir).as_posix()
+            found.extend(f"{prefix}/{name}" for name in sorted(filenames))
+        return found
 
     def _gitignore_spec(self) -> GitIgnoreSpec | None:
         gitignore = self.base_dir / ".gitignore"

@@ -5,9 +5,11 @@ patched (a poison record inside a healthy batch is one line)::
 
     batch = make_records(500, {"reading": {"value": 1.0}}, patch={250: {"reading.value": "x"}})
 
-``capture_metric_events`` collects the metric events packflow emits through structlog while a
-block runs: ``backend_call`` (one per call of a backend with ``verbose=True``) and
-``batch_metrics`` (one per batch of a worker running in the same process)::
+``capture_logs`` collects the SDK's log lines (loguru's, as in packflow 0.4.x) while a block
+runs, as dicts shaped like structlog's ``capture_logs`` entries. ``capture_metric_events``
+collects the metric events: ``backend_call`` (one per call of a backend with
+``verbose=True``, an SDK line) and ``batch_metrics`` (one per batch of a worker running in
+the same process, a structlog event)::
 
     with capture_metric_events() as events:
         backend(batch)
@@ -22,11 +24,19 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from contextlib import contextmanager
 from typing import Any, overload
 
-from structlog.testing import capture_logs
+from loguru import logger
+from structlog.testing import capture_logs as _capture_structlog
 
-__all__ = ["METRIC_EVENTS", "MetricEvents", "capture_metric_events", "make_records"]
+__all__ = [
+    "METRIC_EVENTS",
+    "MetricEvents",
+    "capture_logs",
+    "capture_metric_events",
+    "make_records",
+]
 
-#: The structlog event names that carry metrics.
+#: The event names that carry metrics (``backend_call``: an SDK line; ``batch_metrics``: the
+#: worker's structlog event).
 METRIC_EVENTS = ("backend_call", "batch_metrics")
 
 #: One captured event: the fields structlog would render.
@@ -149,9 +159,56 @@ def capture_metric_events(*events: str) -> Iterator[MetricEvents]:
     """Collect packflow's metric events (``events``, default :data:`METRIC_EVENTS`) in the block.
 
     Each captured event is the dict structlog would render (``event``, ``log_level`` and the
-    event's fields); nothing is printed meanwhile. Built on
-    :func:`structlog.testing.capture_logs`, so it sees loggers that structlog has not cached:
-    it is meant for tests, not for a worker process that configured its logging.
+    event's fields). structlog events are captured with :func:`structlog.testing.capture_logs`
+    (nothing printed meanwhile; it sees loggers that structlog has not cached, so it is meant
+    for tests, not for a worker process that configured its logging); the SDK's loguru lines
+    (``backend_call``, at DEBUG) through a temporary loguru handler, as :func:`capture_logs`.
     """
-    with capture_logs() as entries:
+    with _capture_structlog() as entries, _capture_loguru(entries):
         yield MetricEvents(entries, frozenset(events or METRIC_EVENTS))
+
+
+def _log_entry(record: Mapping[str, Any]) -> Event:
+    """A loguru record as a structlog-style event dict.
+
+    ``event`` is the record's ``event`` field if it has one (the SDK's own lines do), else
+    its message; ``log_level`` is the level name in lower case; the bound and keyword
+    fields (``record["extra"]``) follow; ``message`` is added when it differs from
+    ``event``, ``exc_info`` (``True``) when an exception was logged.
+    """
+    extra = dict(record["extra"])
+    message = record["message"]
+    entry: Event = {"event": extra.pop("event", message), "log_level": record["level"].name.lower()}
+    entry.update(extra)
+    if entry["event"] != message:
+        entry["message"] = message
+    if record["exception"] is not None:
+        entry["exc_info"] = True
+    return entry
+
+
+@contextmanager
+def _capture_loguru(entries: list[Event]) -> Iterator[list[Event]]:
+    def sink(message: Any) -> None:
+        entries.append(_log_entry(message.record))
+
+    handler_id = logger.add(sink, level=0, format="{message}")
+    try:
+        yield entries
+    finally:
+        logger.remove(handler_id)
+
+
+@contextmanager
+def capture_logs() -> Iterator[list[Event]]:
+    """Collect every SDK log line (any level) emitted in the block, as :func:`_log_entry` dicts.
+
+    The lines still reach the other handlers (stderr at ``$PACKFLOW_LOG_LEVEL``)::
+
+        with capture_logs() as logs:
+            Backend(verbose=True)({"a": 1})
+        assert [e["event"] for e in logs] == ["backend_initialized", "backend_call"]
+    """
+    entries: list[Event] = []
+    with _capture_loguru(entries):
+        yield entries

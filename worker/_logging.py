@@ -1,11 +1,17 @@
-"""structlog set-up for the worker process: one JSON object per line on stdout."""
+"""structlog set-up for the worker process: one JSON object per line on stdout.
+
+The SDK and backends log through loguru (packflow 0.4.x's logger, stderr by default); the
+worker replaces loguru's handlers with one that hands each line to structlog, so those
+lines join the same JSON stream (see ``_forward_loguru``).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
+import loguru
 import orjson
 import structlog
 
@@ -43,6 +49,27 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     install(limit)
     root.handlers[:] = [handler]
     root.setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The SDK's and the backend's loguru lines: into the JSON stream, not onto stderr.
+    loguru.logger.remove()
+    loguru.logger.add(_forward_loguru, level=level, format="{message}")
+
+
+def _forward_loguru(message: loguru.Message) -> None:
+    """Hand one loguru line to structlog: ``event`` (the SDK's field, else the message) and
+    the line's fields (``record["extra"]``), at the nearest standard level."""
+    record = message.record
+    fields: dict[str, Any] = dict(record["extra"])
+    text = record["message"]
+    event = fields.pop("event", text)
+    if event != text:
+        fields.setdefault("message", text)
+    fields.setdefault("logger", record["name"])
+    if record["exception"] is not None:
+        exc = record["exception"]
+        fields["exc_info"] = (exc.type, exc.value, exc.traceback)
+    # loguru's TRACE (5) and SUCCESS (25) have no structlog name: use the level below.
+    level = min(logging.CRITICAL, max(logging.DEBUG, record["level"].no // 10 * 10))
+    structlog.get_logger(record["name"]).log(level, str(event), **fields)
 
 
 class _StructlogHandler(logging.Handler):

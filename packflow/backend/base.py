@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC, ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import structlog
-
-from packflow.backend._logger import BackendLogger
 from packflow.backend.configuration import BackendConfig, load_backend_configuration
 from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
 from packflow.backend.preprocessors import Preprocessor, _wrapped_error, get_preprocessor
@@ -20,6 +17,11 @@ from packflow.exceptions import (
     InferenceBackendRuntimeError,
     PreprocessorRuntimeError,
 )
+from packflow.logger import logger as _sdk_logger
+from packflow.utils._grammar import with_article
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 __all__ = ["InferenceBackend", "RunResult"]
 
@@ -29,6 +31,46 @@ _CallTimes = tuple[int | None, int | None, int | None, int | None, int | None]
 _NO_CALL: _CallTimes = (None, None, None, None, None)
 _DICT_ONLY = frozenset({dict})
 _SLOT = {name: slot for slot, name in enumerate(STEP_NAMES, start=1)}
+
+
+# -- steps looked up at call time, for free ---------------------------------------------------
+#
+# packflow 0.4.x looks every step up on every call (``hasattr(self, "transform_inputs")``),
+# so ``mock.patch.object``, instance attributes and steps added later take effect. Doing the
+# lookups per call costs ~150 ns on a ~700 ns one-record call; instead the resolved steps are
+# cached per backend together with ``_steps_epoch``, and every way of changing a step (setting
+# or deleting one of ``_STEP_ATTRS`` on a backend class or instance) bumps the epoch, so the
+# next call of any backend resolves its steps again. A call pays one comparison.
+_STEP_ATTRS = frozenset(
+    {"_preprocess", "_preprocessor", "transform_inputs", "execute", "transform_outputs"}
+)
+_steps_epoch = 0
+
+# (epoch, preprocess or None when the input passes through, transform_inputs or None,
+#  transform_outputs or None)
+_Steps = tuple[
+    int, Callable[[Any], Any] | None, Callable[[Any], Any] | None, Callable[[Any], Any] | None
+]
+_NO_STEPS: _Steps = (-1, None, None, None)
+
+
+def _steps_changed() -> None:
+    global _steps_epoch
+    _steps_epoch += 1
+
+
+class _BackendMeta(ABCMeta):
+    """``ABCMeta`` that notices when a backend class's pipeline step is set or deleted."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in _STEP_ATTRS:
+            _steps_changed()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        if name in _STEP_ATTRS:
+            _steps_changed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +107,13 @@ def _check_records(records: list[Any]) -> None:
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise InferenceBackendRuntimeError(
-                f"Inputs must be records (a list of dicts): record {index} is a "
-                f"{type(record).__name__}, not a dict",
+                f"Inputs must be records (a list of dicts): record {index} is "
+                f"{with_article(type(record).__name__)}, not a dict",
                 record_index=index,
             )
 
 
-class InferenceBackend(ABC):
+class InferenceBackend(ABC, metaclass=_BackendMeta):
     """Base class of inference backends: subclass it and implement :meth:`execute`.
 
     Optionally define ``initialize()`` (run once, timed, at construction),
@@ -88,31 +130,49 @@ class InferenceBackend(ABC):
     ``InferenceBackendRuntimeError`` with ``.step`` set to its name and the original
     exception chained as ``__cause__``.
 
-    ``transform_inputs``/``transform_outputs`` are looked up once, right after
-    ``initialize()`` (so ``initialize()`` may still set them); ``execute`` is looked up on
-    every call. Runtimes that call from several threads use :meth:`run`.
+    Every step (``_preprocess``, ``transform_inputs``, ``execute``, ``transform_outputs``) is
+    looked up at call time, as in 0.4.x: ``mock.patch.object`` on the class or the instance,
+    instance attributes and steps added after construction take effect on the next call
+    (a change made on a non-backend mixin class is not seen). Runtimes that call from several
+    threads use :meth:`run`.
     """
 
     backend_config_model: ClassVar[type[BackendConfig] | BackendConfig] = BackendConfig
 
     config: BackendConfig
-    logger: BackendLogger
+    logger: Logger
     init_time_ms: float
 
     def __init__(self, **kwargs: Any) -> None:
-        self.logger = BackendLogger(structlog.get_logger("packflow", backend=type(self).__name__))
+        self.logger = _sdk_logger.bind(backend=type(self).__name__)
         self.config = load_backend_configuration(self.backend_config_model, **kwargs)
         self._preprocessor: Preprocessor = get_preprocessor(self.config)
-        self._last_call: _CallTimes = _NO_CALL
+        # [last call's times, resolved steps]: written in place on the hot path (no
+        # __setattr__ hook, and no __dict__ access that would slow every attribute load).
+        self._packflow_state: list[Any] = [_NO_CALL, _NO_STEPS]
         self._initialize()
-        self._bind_steps()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # loguru's logger pickles its handlers (stderr cannot be pickled): bind it again on
+        # the other side instead.
+        state = dict(self.__dict__)
+        # The resolved steps are bound methods: resolve them again after loading.
+        state["_packflow_state"] = [self._packflow_state[0], _NO_STEPS]
+        if isinstance(state.get("logger"), type(_sdk_logger)):
+            del state["logger"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "logger" not in state:
+            self.logger = _sdk_logger.bind(backend=type(self).__name__)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def initialize(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+    def initialize(self) -> None:
         """Load models or other resources; runs once, timed, at the end of ``__init__``.
 
         Any exception becomes ``InferenceBackendInitializationError`` (chained).
@@ -134,19 +194,33 @@ class InferenceBackend(ABC):
         (ideally a JSON-serializable dict) per input record.
         """
 
-    def _bind_steps(self) -> None:
-        """Resolve the pipeline's callables once (after ``initialize()``), not per call."""
-        preprocessor = self._preprocessor
-        # None: the preprocessor returns its input itself, so it is not called (still timed).
-        self._preprocess_fn: Callable[[Any], Any] | None = (
-            None if preprocessor.passthrough else preprocessor.process
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _STEP_ATTRS:
+            _steps_changed()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name in _STEP_ATTRS:
+            _steps_changed()
+
+    def _bind_steps(self) -> _Steps:
+        """Resolve the pipeline's optional callables as they are now (see ``_STEP_ATTRS``)."""
+        preprocess: Callable[[Any], Any] | None
+        if getattr(self._preprocess, "__func__", None) is _base_preprocess:
+            preprocessor = self._preprocessor
+            # None: the preprocessor returns its input itself: not called (still timed).
+            preprocess = None if preprocessor.passthrough else preprocessor.process
+        else:  # a replaced _preprocess: call it, as 0.4.x does
+            preprocess = self._preprocess
+        steps: _Steps = (
+            _steps_epoch,
+            preprocess,
+            getattr(self, "transform_inputs", None),
+            getattr(self, "transform_outputs", None),
         )
-        self._transform_inputs_fn: Callable[[Any], Any] | None = getattr(
-            self, "transform_inputs", None
-        )
-        self._transform_outputs_fn: Callable[[Any], Any] | None = getattr(
-            self, "transform_outputs", None
-        )
+        self._packflow_state[1] = steps
+        return steps
 
     def _initialize(self) -> None:
         start = perf_counter_ns()
@@ -157,7 +231,12 @@ class InferenceBackend(ABC):
                 f"initialize() of {type(self).__name__} failed: {type(exc).__name__}: {exc}"
             ) from exc
         self.init_time_ms = (perf_counter_ns() - start) / 1e6
-        self.logger.info("backend_initialized", init_time_ms=round(self.init_time_ms, 3))
+        self.logger.info(
+            "Initialized {} in {init_time_ms:,.3f} ms",
+            type(self).__name__,
+            event="backend_initialized",
+            init_time_ms=round(self.init_time_ms, 3),
+        )
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -169,20 +248,21 @@ class InferenceBackend(ABC):
                 (``record_index`` names the bad record), a step raised (``step`` names it),
                 the final output is not a list, or a dict input produced no output row.
         """
-        if isinstance(inputs, list):
-            records = inputs
-        elif isinstance(inputs, dict):
+        if isinstance(inputs, dict):
             records = [inputs]
+        elif isinstance(inputs, list):
+            records = inputs
+            if len(records) != 1 or not isinstance(records[0], dict):
+                _check_records(records)
         else:
             raise InferenceBackendRuntimeError(
                 "Inputs must be a dictionary or Records (a list of dictionaries). "
                 f"Type received: {type(inputs).__name__}"
             )
-        if len(records) != 1 or not isinstance(records[0], dict):
-            _check_records(records)
-        outputs, self._last_call = self._run_pipeline(records)
+        outputs, times = self._run_pipeline(records)
+        self._packflow_state[0] = times
         if self.config.verbose:
-            self._log_call(self._last_call)
+            self._log_call(times)
         if records is inputs:
             return outputs
         if not outputs:
@@ -229,7 +309,10 @@ class InferenceBackend(ABC):
     def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
         """Run the steps on checked records; return the final output and the step times."""
         clock = perf_counter_ns
-        preprocess = self._preprocess_fn
+        steps = self._packflow_state[1]
+        if steps[0] != _steps_epoch:
+            steps = self._bind_steps()
+        _epoch, preprocess, transform_inputs, transform_outputs = steps
         t0 = clock()
         if preprocess is None:
             data = records
@@ -239,7 +322,6 @@ class InferenceBackend(ABC):
             except Exception as exc:
                 raise self._preprocess_failed(exc) from exc
         t1 = clock()
-        transform_inputs = self._transform_inputs_fn
         if transform_inputs is None:
             transform_inputs_ns = None
             t2 = t1
@@ -247,15 +329,14 @@ class InferenceBackend(ABC):
             try:
                 data = transform_inputs(data)
             except Exception as exc:
-                raise self._step_failed("transform_inputs", exc) from exc
+                raise self._step_failed("transform_inputs", exc, data) from exc
             t2 = clock()
             transform_inputs_ns = t2 - t1
         try:
             outputs = self.execute(data)
         except Exception as exc:
-            raise self._step_failed("execute", exc) from exc
+            raise self._step_failed("execute", exc, data) from exc
         t3 = clock()
-        transform_outputs = self._transform_outputs_fn
         if transform_outputs is None:
             transform_outputs_ns = None
         else:
@@ -274,10 +355,14 @@ class InferenceBackend(ABC):
             f"Received type: {type(outputs).__name__}"
         )
 
-    def _step_failed(self, step: str, exc: Exception) -> InferenceBackendRuntimeError:
+    def _step_failed(
+        self, step: str, exc: Exception, step_input: Any = None
+    ) -> InferenceBackendRuntimeError:
+        hint = None if step_input is None else self._preprocessor.failure_hint(step_input)
         return InferenceBackendRuntimeError(
             f"{step}() failed with the following error: {exc} "
-            f"({type(exc).__name__} in step '{step}' of {type(self).__name__})",
+            f"({type(exc).__name__} in step '{step}' of {type(self).__name__})"
+            + (f"; {hint}" if hint else ""),
             step=step,
             record_index=getattr(exc, "record_index", None),
         )
@@ -290,9 +375,12 @@ class InferenceBackend(ABC):
         return self._step_failed("preprocess", exc)
 
     def _log_call(self, times: _CallTimes) -> None:
+        # DEBUG, as packflow 0.4.x: hidden at the default PACKFLOW_LOG_LEVEL (INFO).
         execution_times = _execution_times_ms(times)
-        self.logger.info(
-            "backend_call",
+        self.logger.debug(
+            "backend_call batch_size={batch_size} execution_times_ms={execution_times_ms} "
+            "total_execution_time_ms={total_execution_time_ms}",
+            event="backend_call",
             batch_size=times[0],
             execution_times_ms=execution_times,
             total_execution_time_ms=sum(execution_times.values()),
@@ -318,22 +406,29 @@ class InferenceBackend(ABC):
         elapsed = perf_counter_ns() - start
         slot = _SLOT.get(name)
         if slot is not None:
-            times = list(self._last_call)
+            times = list(self._packflow_state[0])
             times[slot] = elapsed
-            self._last_call = tuple(times)  # type: ignore[assignment]
+            self._packflow_state[0] = tuple(times)
         return result
 
     @property
     def _execution_metrics(self) -> dict[str, Any]:
         """The last call's metrics as a dict (``batch_size``, ``execution_times`` in ms)."""
-        return _metrics_dict(self._last_call)
+        return _metrics_dict(self._packflow_state[0])
 
     def get_metrics(self) -> ExecutionMetrics:
-        """Metrics of the last ``backend(inputs)`` call (built on demand).
+        """Metrics of the last completed ``backend(inputs)`` call (built on demand).
 
         Raises:
-            pydantic.ValidationError: no call has completed yet.
+            InferenceBackendRuntimeError: no call has completed yet (packflow 0.4.x raised a
+                bare pydantic ``ValidationError`` about missing fields here).
         """
+        if self._packflow_state[0][0] is None:
+            raise InferenceBackendRuntimeError(
+                f"get_metrics() of {type(self).__name__}: no metrics yet, no call has "
+                "completed; call the backend first (backend(records)); runtimes calling "
+                "run() get each call's metrics in its RunResult"
+            )
         return ExecutionMetrics.model_validate(self._execution_metrics)
 
     # -- validation --------------------------------------------------------------------------
@@ -353,3 +448,6 @@ class InferenceBackend(ABC):
     def validate(self, inputs: dict[str, Any] | list[dict[str, Any]]) -> Any:
         """Alias of :meth:`check_io` (the packflow 0.4.0 name)."""
         return self.check_io(inputs)
+
+
+_base_preprocess = InferenceBackend._preprocess

@@ -16,16 +16,17 @@ mutated.
 from __future__ import annotations
 
 import copy
+import difflib
 import enum
 import json
 import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import structlog
 from pydantic import BaseModel, Field
 
 from packflow.constants import BACKEND_CONFIG_PATH_ENV_VAR_NAME
+from packflow.logger import logger as _logger
 
 __all__ = [
     "BackendConfig",
@@ -34,8 +35,6 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT", bound="BackendConfig")
-
-_logger = structlog.get_logger("packflow.backend.configuration")
 
 
 class InputFormats(enum.Enum):
@@ -50,7 +49,8 @@ class BackendConfig(BaseModel):
     """Configuration of an ``InferenceBackend``; subclass it to add your own fields.
 
     Attributes:
-        verbose: log one structured line with the metrics of every call (INFO level).
+        verbose: log the metrics of every call, one line at DEBUG level (as packflow 0.4.x;
+            shown with ``PACKFLOW_LOG_LEVEL=DEBUG`` or a loguru handler at DEBUG).
         input_format: ``"records"`` (default), ``"numpy"`` or ``"passthrough"``.
         rename_fields: ``{old_name: new_name}``; dotted paths reach into nested dicts.
         feature_names: fields to keep, in this order (names *after* renaming).
@@ -61,6 +61,9 @@ class BackendConfig(BaseModel):
             makes a requested nested path ambiguous (the literal key then wins).
         output_keys: keys every output row is expected to have; ``validate()`` warns
             about declared keys that no output row has (packflow 0.4.1).
+        numpy_dtype: with ``input_format="numpy"``, a numeric dtype (e.g. ``"float32"``)
+            for a strict array: every cell must be a number, else an error names the record,
+            the field and the value's type. ``None`` (default): 0.4.1's inferred dtype.
     """
 
     verbose: bool = False
@@ -72,6 +75,7 @@ class BackendConfig(BaseModel):
     nested_field_delimiter: str = Field(default=".", min_length=1)
     ignore_delimiter_collisions: bool = False
     output_keys: list[str] = Field(default_factory=list)
+    numpy_dtype: str | None = None
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +113,8 @@ def _load_overrides_from_env() -> dict[str, Any]:
         else:
             return configs
     _logger.warning(
-        "backend_config_file_ignored",
+        "Ignoring the backend config file {path!r} named by ${env_var}: {reason}",
+        event="backend_config_file_ignored",
         path=path,
         env_var=BACKEND_CONFIG_PATH_ENV_VAR_NAME,
         reason=reason,
@@ -149,4 +154,25 @@ def load_backend_configuration(
         model = backend_config_model
         base = {}
     merged = _resolve_configs(backend_kwargs, base)
+    _warn_unknown_keys(model, merged)
     return model.model_validate(merged)
+
+
+def _warn_unknown_keys(model: type[BackendConfig], values: Mapping[str, Any]) -> None:
+    """Log one warning per key that ``model`` has no field for (it is ignored, as in 0.4.x)."""
+    if model.model_config.get("extra") == "allow":
+        return
+    fields = list(model.model_fields)
+    for key in values:
+        if key in model.model_fields:
+            continue
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        _logger.warning(
+            "Unknown backend config key {key!r} for {model} is ignored{hint}",
+            event="backend_config_key_unknown",
+            key=key,
+            model=model.__name__,
+            hint=hint,
+            closest=close[0] if close else None,
+        )

@@ -134,4 +134,8 @@ def _check_output_keys(backend: InferenceBackend, outputs: list[dict[str, Any]])
     for row in outputs:
         present.update(row)
     for key in sorted(set(declared) - present):
-        backend.logger.warning("declared_output_key_missing", key=key)
+        backend.logger.warning(
+            "Declared output key {key!r} is missing from every output row",
+            event="declared_output_key_missing",
+            key=key,
+        )

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from packflow.logger import logger as _logger
+
 from .config import PackflowConfig
 
 
@@ -42,9 +44,11 @@ def _restored_environ() -> Iterator[None]:
 def _silenced() -> Iterator[None]:
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
+    _logger.disable("")  # loguru (the SDK's and the backend's lines), as packflow 0.4.1 does
     sink = io.StringIO()
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             yield
     finally:
+        _logger.enable("")
         logging.disable(previous)

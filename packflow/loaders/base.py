@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import reprlib
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -11,13 +10,13 @@ from typing import Any
 
 from packflow.backend import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
+from packflow.logger import logger as _logger
+from packflow.utils._grammar import with_article
 
 from ._import import put_on_sys_path
 from .config import PackflowConfig, apply_env_vars
 
 __all__ = ["InferenceBackendLoader"]
-
-logger = logging.getLogger("packflow.loaders")
 
 
 class InferenceBackendLoader(ABC):
@@ -70,10 +69,12 @@ class InferenceBackendLoader(ABC):
             return backend(**backend_kwargs)
         if isinstance(backend, InferenceBackend):
             if backend_kwargs:
-                logger.warning(
-                    "%r names an InferenceBackend instance; keyword arguments %s are ignored",
-                    self.path,
-                    sorted(backend_kwargs),
+                _logger.warning(
+                    "{path!r} names an InferenceBackend instance; keyword arguments {ignored} "
+                    "are ignored",
+                    event="backend_kwargs_ignored",
+                    path=self.path,
+                    ignored=sorted(backend_kwargs),
                 )
             return backend
         raise InferenceBackendLoadError(
@@ -128,4 +129,4 @@ def _describe(obj: Any) -> str:
         return f"the function {getattr(obj, '__qualname__', obj)}()"
     if inspect.ismodule(obj):
         return f"the module {obj.__name__}"
-    return f"a {type(obj).__name__} ({reprlib.repr(obj)})"
+    return f"{with_article(type(obj).__name__)} ({reprlib.repr(obj)})"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+import difflib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic import (
 
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.exceptions import PackflowError
+from packflow.logger import logger as _logger
 
 from ._import import relative_module_file
 from ._report import Reporter
@@ -30,11 +32,13 @@ __all__ = [
     "PackflowConfigError",
     "apply_env_vars",
     "check_python_version",
+    "describe_config_error",
     "load_packflow_config",
     "validate_for_export",
 ]
 
-logger = logging.getLogger("packflow.loaders")
+
+DEFAULT_INFERENCE_BACKEND = "inference:Backend"
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 """Project names start with a letter and hold only letters, digits, ``-`` and ``_``."""
@@ -51,9 +55,11 @@ def get_python_version() -> str:
 
 
 class PackflowConfigError(PackflowError, ValueError):
-    """``packflow.yaml`` is unreadable or invalid; the message names the file and each bad field.
+    """``packflow.yaml`` cannot be read as a YAML mapping; the message names the file.
 
-    ``problems`` lists one message per invalid field or unknown key.
+    Invalid field values raise ``pydantic.ValidationError`` instead (as packflow 0.4.x did),
+    titled with the file's path; :func:`describe_config_error` words it in one line.
+    ``problems`` lists one message per problem.
     """
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
@@ -68,18 +74,21 @@ class PackflowConfig(BaseModel):
     (``inference_backend``, ``loader``, ``python_version``), ``env`` (environment variables set
     before the backend is imported), ``backend_config`` (keyword arguments for the backend's
     config; explicit keyword arguments win) and ``extra`` (free-form user data). Any other
-    top-level key is an error naming the key.
+    top-level key is kept as a custom field (``model_extra``; written back under
+    ``# === CUSTOM ===``), and ``validate_for_export`` warns about each, naming the closest
+    known key.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     name: str
     version: str = ""
     description: str = ""
     maintainers: list[str] = Field(default_factory=list)
 
-    inference_backend: str = "inference:Backend"
+    # loader first: inference_backend's check depends on it (fields validate in order)
     loader: Literal["local", "module"] = "local"
+    inference_backend: str = DEFAULT_INFERENCE_BACKEND
     python_version: str = Field(default_factory=get_python_version)
 
     env: dict[str, str] = Field(default_factory=dict)
@@ -89,8 +98,6 @@ class PackflowConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        import re
-
         if not re.fullmatch(NAME_PATTERN, value):
             raise ValueError(f"invalid project name: {_NAME_RULE}")
         return value
@@ -124,12 +131,22 @@ class PackflowConfig(BaseModel):
 
     @field_validator("inference_backend")
     @classmethod
-    def _check_inference_backend(cls, value: str) -> str:
+    def _check_inference_backend(cls, value: str, info: ValidationInfo) -> str:
         module, attribute = inference_backend_parts(value)
-        if not all(part.isidentifier() for part in [*module.split("."), attribute]):
+        loader = info.data.get("loader", "local")
+        # The local loader imports files (<part>/<part>.py), so file names such as
+        # my-model.py are fine there; the module loader imports Python module names.
+        valid_part = _is_file_part if loader == "local" else str.isidentifier
+        if not (all(valid_part(part) for part in module.split(".")) and attribute.isidentifier()):
+            rule = (
+                "letters, digits, '_' and '-' (file names)"
+                if loader == "local"
+                else "Python identifiers"
+            )
             raise ValueError(
-                f'"{value}" is not a valid "<module>:<attribute>" reference: the module path '
-                'and the attribute must be Python identifiers, e.g. "inference:Backend"'
+                f'"{value}" is not a valid "<module>:<attribute>" reference for the {loader} '
+                f"loader: the module path's parts must be {rule} and the attribute a Python "
+                'identifier, e.g. "inference:Backend"'
             )
         return f"{module}:{attribute}"
 
@@ -139,8 +156,9 @@ class PackflowConfig(BaseModel):
 
         Raises:
             FileNotFoundError: the folder has no ``packflow.yaml``.
-            PackflowConfigError: the file is not YAML, not a mapping, or has invalid fields
-                or unknown keys (the message names each one).
+            PackflowConfigError: the file is not YAML or not a mapping.
+            pydantic.ValidationError: a field is invalid; titled with the file's path, so the
+                message names the file and each field.
         """
         path = Path(base_dir).resolve() / PACKAGING_CONFIG_NAME
         return cls.from_mapping(_read_yaml_mapping(path), source=str(path))
@@ -149,14 +167,19 @@ class PackflowConfig(BaseModel):
     def from_mapping(
         cls, data: dict[str, Any], source: str = PACKAGING_CONFIG_NAME
     ) -> PackflowConfig:
-        """Validate a mapping, raising :class:`PackflowConfigError` that names ``source``."""
+        """Validate a mapping; a ``pydantic.ValidationError`` is titled with ``source``."""
         try:
             return cls(**{str(key): value for key, value in data.items()})
         except ValidationError as exc:
-            problems = [_describe_error(error) for error in exc.errors()]
-            raise PackflowConfigError(
-                f"Invalid {source}: " + "; ".join(problems), problems
+            raise ValidationError.from_exception_data(
+                source,
+                exc.errors(include_url=False),  # type: ignore[arg-type]
             ) from None
+
+    @property
+    def custom_fields(self) -> dict[str, Any]:
+        """The top-level keys packflow does not know, kept as written."""
+        return dict(self.model_extra or {})
 
     def archive_file_name(self, base_dir: str | Path) -> Path:
         """``<base_dir>/<name>-<version>.zip`` with ``-`` in the name written as ``_``."""
@@ -174,8 +197,11 @@ class PackflowConfig(BaseModel):
         for title, key in (("ENVIRONMENT", "env"), ("BACKEND CONFIG", "backend_config")):
             if data[key]:
                 sections.append((title, {key: data[key]}))
+        custom = {key: data[key] for key in self.custom_fields}
         if data["extra"]:
-            sections.append(("CUSTOM", {"extra": data["extra"]}))
+            custom["extra"] = data["extra"]
+        if custom:
+            sections.append(("CUSTOM", custom))
         text = "\n".join(
             f"# === {title} ===\n" + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
             for title, body in sections
@@ -198,11 +224,13 @@ def apply_env_vars(config: PackflowConfig) -> None:
     for key, value in config.env.items():
         existing = os.environ.get(key)
         if existing is not None and existing != value:
-            logger.warning(
-                "packflow.yaml env overrides environment variable %s (was %r, now %r)",
-                key,
-                existing,
-                value,
+            _logger.warning(
+                "packflow.yaml env overrides environment variable {name} (was {was!r}, now "
+                "{now!r})",
+                event="env_var_overridden",
+                name=key,
+                was=existing,
+                now=value,
             )
         os.environ[key] = value
 
@@ -251,8 +279,9 @@ def validate_for_export(
     Errors block export: a blank name or version, and, with ``project_dir``, a missing local
     backend module file or a backend that fails to load and instantiate (smoke test, run
     with the project's ``env`` applied and restored afterwards, output silenced). Warnings:
-    blank description or maintainers, and a ``python_version`` that does not match the
-    running interpreter.
+    blank description or maintainers, ``inference_backend`` left at the template default, a
+    ``python_version`` that does not match the running interpreter, and each unknown
+    top-level key (naming the closest known key).
     """
     report = Reporter(verbose)
     errors: list[str] = []
@@ -279,12 +308,27 @@ def validate_for_export(
         report.ok(f"maintainers: {', '.join(config.maintainers)}", 6)
 
     report.heading("Runtime:", 4)
-    report.ok(f"inference_backend: {config.inference_backend}", 6)
+    if config.inference_backend == DEFAULT_INFERENCE_BACKEND:
+        warnings.append(
+            f"'inference_backend' is the template default '{DEFAULT_INFERENCE_BACKEND}'. "
+            "Name your backend's module and class before distributing."
+        )
+        report.warn(f"inference_backend: {config.inference_backend} (template default)", 6)
+    else:
+        report.ok(f"inference_backend: {config.inference_backend}", 6)
     report.ok(f"loader: {config.loader}", 6)
     python_warning = check_python_version(config, verbose=verbose)
     if python_warning:
         warnings.append(python_warning)
         report.warn(f"python_version: {config.python_version} (does not match runtime)", 6)
+
+    for key in config.custom_fields:
+        close = difflib.get_close_matches(key, list(PackflowConfig.model_fields), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        warnings.append(
+            f"Unknown key '{key}' in {PACKAGING_CONFIG_NAME} is kept as a custom field.{hint}"
+        )
+        report.warn(f"{key} (unknown key, kept as a custom field)", 6)
 
     if project_dir is not None:
         errors.extend(_check_backend(config, Path(project_dir).resolve(), report))
@@ -345,13 +389,18 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
+def describe_config_error(exc: ValidationError) -> str:
+    """One line for a ``packflow.yaml`` ``ValidationError``: ``Invalid <file>: field ...``."""
+    return f"Invalid {exc.title}: " + "; ".join(_describe_error(e) for e in exc.errors())
+
+
+def _is_file_part(part: str) -> bool:
+    """A folder or file name (without ``.py``) the local loader can import: ``my-model``."""
+    return re.fullmatch(r"[\w-]+", part) is not None
+
+
 def _describe_error(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        allowed = ", ".join(PackflowConfig.model_fields)
-        return (
-            f"unknown key '{location}' (allowed keys: {allowed}; put your own data under 'extra')"
-        )
     if error["type"] == "missing":
         return f"field '{location}' is required"
     message = str(error["msg"]).removeprefix("Value error, ")

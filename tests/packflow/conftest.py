@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from packflow.logger import logger
+
 
 @pytest.fixture
 def restore_import_state(tmp_path: Path) -> Iterator[None]:
@@ -25,3 +27,11 @@ def restore_import_state(tmp_path: Path) -> Iterator[None]:
         source = getattr(sys.modules[name], "__file__", None) or ""
         if name.startswith("_packflow_local_") or source.startswith(str(tmp_path)):
             del sys.modules[name]
+
+
+@pytest.fixture
+def caplog(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """pytest's ``caplog``, also fed the SDK's loguru lines (loguru's documented recipe)."""
+    handler_id = logger.add(caplog.handler, level=0, format="{message}")
+    yield caplog
+    logger.remove(handler_id)

@@ -60,9 +60,9 @@ def test_create_then_validate_passes_with_template_warnings(in_tmp: Path) -> Non
     result = run("validate", "demo")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert "5 warning(s) found" in lines
+    assert "6 warning(s) found" in lines
     assert lines[-1] == "Success: All validation checks passed."
-    assert sum(line.startswith("Warning: ") for line in lines) == 5
+    assert sum(line.startswith("Warning: ") for line in lines) == 6
     assert not any(line.startswith("Error:") for line in lines)
 
 
@@ -90,7 +90,7 @@ def test_validate_reports_errors_then_warnings_and_exits_1(in_tmp: Path) -> None
     result = run("validate", "demo")
     assert_failed_cleanly(result)
     lines = result.output.strip().splitlines()
-    assert lines[0] == "1 error(s), 5 warning(s) found"
+    assert lines[0] == "1 error(s), 6 warning(s) found"
     assert lines[1] == ""
     assert lines[2].startswith("Error: Inference backend file 'inference.py' is missing.")
     assert all(line.startswith("Warning: ") for line in lines[3:])
@@ -200,7 +200,7 @@ def test_console_script_create_validate_export_round_trip(tmp_path: Path) -> Non
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(unpacked)
     files = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*") if p.is_file()}
-    assert files == TEMPLATE_FILES | {"weights.bin"}
+    assert files == TEMPLATE_FILES | {"weights.bin", "scratch.zip"}  # only exports are ignored
     assert (unpacked / "weights.bin").read_bytes() == b"\1\2"
 
     # The unpacked package is a working project: its own tests pass, wherever pytest runs.

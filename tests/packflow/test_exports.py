@@ -95,7 +95,14 @@ PUBLIC_MODULE_MAP = {
         "PreprocessorRuntimeError",
         "UnknownPreprocessorError",
     ],
-    "packflow.testing": ["METRIC_EVENTS", "MetricEvents", "capture_metric_events", "make_records"],
+    "packflow.testing": [
+        "METRIC_EVENTS",
+        "MetricEvents",
+        "capture_logs",
+        "capture_metric_events",
+        "make_records",
+    ],
+    "packflow.logger": ["LOG_LEVEL_ENV_VAR_NAME", "get_logger", "level_from_env", "logger"],
     "packflow.constants": [
         "BACKEND_CONFIG_PATH_ENV_VAR_NAME",
         "PACKAGING_CONFIG_NAME",

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from packflow import PackflowProject, __version__
-from packflow.loaders import InferenceBackendLoader, PackflowConfigError
+from packflow.loaders import InferenceBackendLoader
 
 TEMPLATE_FILES = {
     ".gitignore",
@@ -22,6 +23,8 @@ TEMPLATE_FILES = {
 TEMPLATE_WARNINGS = [
     "'description' is empty. A description is recommended before distributing.",
     "'maintainers' is empty. At least one maintainer is recommended before distributing.",
+    "'inference_backend' is the template default 'inference:Backend'. Name your backend's "
+    "module and class before distributing.",
     "'MODEL_CARD.md' appears to be unchanged from template.",
     "'LICENSE.txt' is empty.",
     "'README.md' appears to be unchanged from template.",
@@ -95,7 +98,7 @@ def test_create_rejects_unknown_optional_files_and_templates(tmp_path: Path) -> 
 
 
 def test_create_rejects_an_invalid_name(tmp_path: Path) -> None:
-    with pytest.raises(PackflowConfigError, match="invalid project name"):
+    with pytest.raises(ValidationError, match="invalid project name"):
         PackflowProject.create("9lives", parent_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -157,12 +160,32 @@ def test_broken_backend_fails_the_smoke_test(project: PackflowProject) -> None:
     assert "pf_test_not_installed_anywhere" in errors[0]
 
 
-def test_invalid_packflow_yaml_is_an_error_naming_the_field(project: PackflowProject) -> None:
+def test_invalid_packflow_yaml_is_an_error_naming_the_field_and_file(
+    project: PackflowProject,
+) -> None:
     path = project.base_dir / "packflow.yaml"
-    path.write_text(path.read_text() + "owner: me\n")
+    path.write_text(path.read_text() + "loader: remote\n")
     errors, _ = project.validate_required_files()
     assert len(errors) == 1
-    assert "unknown key 'owner'" in errors[0]
+    assert errors[0].startswith(f"Invalid {path}: field 'loader'")
+
+
+def test_an_unknown_packflow_yaml_key_is_kept_and_warned_naming_a_close_key(
+    project: PackflowProject,
+) -> None:
+    path = project.base_dir / "packflow.yaml"
+    path.write_text(path.read_text() + "inference_backed: other:Backend\nowner: me\n")
+    errors, warnings = project.validate_required_files()
+    assert errors == []
+    assert (
+        "Unknown key 'inference_backed' in packflow.yaml is kept as a custom field. "
+        "Did you mean 'inference_backend'?" in warnings
+    )
+    assert "Unknown key 'owner' in packflow.yaml is kept as a custom field." in warnings
+    assert project.load_config().custom_fields == {
+        "inference_backed": "other:Backend",
+        "owner": "me",
+    }
 
 
 def test_missing_required_files_are_errors(project: PackflowProject) -> None:
@@ -266,6 +289,62 @@ def test_export_excludes_caches_vcs_gitignored_and_old_exports(
     assert names == (TEMPLATE_FILES | {"models/weights.bin", "data/keep.csv"}) | {
         "notes/demo_model-0.0.9.zip"
     }
+
+
+def test_template_gitignore_ignores_only_this_projects_export_archives(
+    project: PackflowProject,
+) -> None:
+    lines = (project.base_dir / ".gitignore").read_text().splitlines()
+    assert "/demo_model-*.zip" in lines
+    assert "*.zip" not in lines
+    (project.base_dir / "model_artifacts.zip").write_bytes(b"PK")
+    (project.base_dir / "demo_model-0.0.1.zip").write_bytes(b"PK")
+    archive = project.export(output_directory=project.base_dir)
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+    assert "model_artifacts.zip" in names
+    assert "demo_model-0.0.1.zip" not in names
+
+
+def test_export_reports_what_gitignore_excluded_and_warns_on_model_files(
+    project: PackflowProject, tmp_path: Path
+) -> None:
+    root = project.base_dir
+    fill_in(project)
+    files = {
+        "model.onnx": b"x",
+        "data/raw/a.csv": b"1",
+        "data/raw/big.csv": b"0" * 1_200_000,
+        "notes.tmp": b"",
+        "b.tmp": b"",
+        "c.tmp": b"",
+        "d.tmp": b"",
+    }
+    for relative, content in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+    (root / ".gitignore").write_text("*.onnx\ndata/raw/\n*.tmp\n")
+    project.export(output_directory=tmp_path)
+    warnings = project.export_warnings
+    assert (
+        ".gitignore excluded 7 file(s) from the archive: b.tmp, c.tmp, d.tmp, data/raw/a.csv, "
+        "data/raw/big.csv and 2 more." in warnings
+    )
+    model_warnings = [w for w in warnings if "may be a model artifact" in w]
+    assert model_warnings == [
+        ".gitignore excluded 'data/raw/big.csv' (1.2 MB), which may be a model artifact the "
+        "backend needs: remove its pattern from .gitignore to ship it.",
+        ".gitignore excluded 'model.onnx' (a .onnx file), which may be a model artifact the "
+        "backend needs: remove its pattern from .gitignore to ship it.",
+    ]
+
+
+def test_export_without_gitignored_files_adds_no_warning(
+    project: PackflowProject, tmp_path: Path
+) -> None:
+    (project.base_dir / ".gitignore").unlink()
+    project.export(output_directory=tmp_path)
+    assert not any(".gitignore" in w for w in project.export_warnings)
 
 
 def test_export_twice_does_not_include_itself(project: PackflowProject) -> None:

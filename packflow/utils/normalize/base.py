@@ -8,11 +8,9 @@ from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any
 
-import structlog
+from packflow.logger import logger as _logger
 
 __all__ = ["TypeConversionHandler"]
-
-_logger = structlog.get_logger("packflow.utils.normalize")
 
 
 class TypeConversionHandler(ABC):
@@ -72,5 +70,10 @@ class TypeConversionHandler(ABC):
         try:
             return importlib.import_module(self.package_name)
         except Exception as exc:  # any import failure means "not available"
-            _logger.debug("type_handler_unavailable", handler=type(self).__name__, reason=str(exc))
+            _logger.debug(
+                "Type handler {handler} unavailable: {reason}",
+                event="type_handler_unavailable",
+                handler=type(self).__name__,
+                reason=str(exc),
+            )
             return None

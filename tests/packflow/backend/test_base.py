@@ -5,10 +5,10 @@ from __future__ import annotations
 import pickle
 import threading
 from typing import Any
+from unittest import mock
 
 import pytest
 from pydantic import ValidationError
-from structlog.testing import capture_logs
 
 from packflow import BackendConfig, InferenceBackend, RunResult
 from packflow.backend.metrics import ExecutionMetrics
@@ -17,6 +17,7 @@ from packflow.exceptions import (
     InferenceBackendRuntimeError,
     PreprocessorRuntimeError,
 )
+from packflow.testing import capture_logs
 
 
 class Identity(InferenceBackend):
@@ -97,7 +98,7 @@ def test_input_that_is_not_a_record_or_records_raises(bad: Any) -> None:
 
 
 def test_record_that_is_not_a_dict_is_named_by_index() -> None:
-    with pytest.raises(InferenceBackendRuntimeError, match="record 2 is a int") as info:
+    with pytest.raises(InferenceBackendRuntimeError, match="record 2 is an int") as info:
         Identity()([{"a": 1}, {"a": 2}, 7])
     assert info.value.record_index == 2
     assert info.value.step is None
@@ -130,7 +131,7 @@ def test_a_failing_step_is_named_and_chained(step: str) -> None:
 
 
 def test_a_failing_preprocess_is_named_with_the_record_index() -> None:
-    backend = Identity(input_format="numpy", feature_names=["x"])
+    backend = Identity(input_format="numpy", feature_names=["x"], numpy_dtype="float32")
     with pytest.raises(InferenceBackendRuntimeError) as info:
         backend([{"x": 1}, {"x": "nope"}])
     assert info.value.step == "preprocess"
@@ -224,11 +225,13 @@ def test_get_metrics_leaves_undefined_steps_unset() -> None:
     assert set(backend._execution_metrics["execution_times"]) == {"preprocess", "execute"}
 
 
-def test_get_metrics_before_any_call_is_a_validation_error() -> None:
+def test_get_metrics_before_any_call_is_a_clear_error() -> None:
     backend = Identity()
     assert backend._execution_metrics == {"execution_times": {}}
-    with pytest.raises(ValidationError):
+    with pytest.raises(InferenceBackendRuntimeError, match="no call has completed"):
         backend.get_metrics()
+    backend({"a": 1})
+    assert backend.get_metrics().batch_size == 1
 
 
 def test_execute_and_profile_step_times_and_wraps_like_0_4() -> None:
@@ -244,14 +247,14 @@ def test_execute_and_profile_step_times_and_wraps_like_0_4() -> None:
     assert info.value.step == "transform_inputs"
 
 
-def test_verbose_logs_one_structured_info_line_per_call() -> None:
+def test_verbose_logs_one_structured_debug_line_per_call_as_0_4() -> None:
     backend = Identity(verbose=True)
     with capture_logs() as logs:
         backend([{"a": 1}, {"a": 2}])
         backend({"a": 3})
     calls = [e for e in logs if e["event"] == "backend_call"]
     assert len(calls) == 2
-    assert all(e["log_level"] == "info" for e in calls)
+    assert all(e["log_level"] == "debug" for e in calls)
     assert calls[0]["batch_size"] == 2
     assert calls[0]["backend"] == "Identity"
     assert set(calls[0]["execution_times_ms"]) == {"preprocess", "execute"}
@@ -407,3 +410,115 @@ def test_backend_survives_pickling_with_its_compiled_preprocessor(config: dict[s
     clone = pickle.loads(pickle.dumps(backend))
     assert clone(records) == backend(records)
     assert clone.config == backend.config
+
+
+# -- steps are looked up at call time, as in 0.4.x ------------------------------------------------
+
+
+class Doubler(InferenceBackend):
+    def execute(self, inputs: Any) -> Any:
+        return [{"y": r["x"] * 2} for r in inputs]
+
+
+def test_patching_the_class_step_takes_effect_on_an_existing_backend() -> None:
+    backend = Doubler()
+    assert backend({"x": 1}) == {"y": 2}
+    with mock.patch.object(
+        Doubler, "transform_outputs", lambda self, rows: [{**r, "p": 1} for r in rows], create=True
+    ):
+        assert backend({"x": 1}) == {"y": 2, "p": 1}
+        assert backend.get_metrics().execution_times.transform_outputs is not None
+    assert backend({"x": 1}) == {"y": 2}
+    assert backend.get_metrics().execution_times.transform_outputs is None
+
+
+def test_patching_execute_on_the_class_with_a_mock_is_called() -> None:
+    backend = Doubler()
+    with mock.patch.object(Doubler, "execute", return_value=[{"mocked": True}]) as patched:
+        assert backend({"x": 1}) == {"mocked": True}
+    patched.assert_called_once_with([{"x": 1}])
+
+
+def test_an_instance_attribute_step_and_a_late_added_step_are_used() -> None:
+    backend = Doubler()
+    backend.transform_inputs = lambda records: [{"x": r["x"] + 1} for r in records]
+    assert backend({"x": 1}) == {"y": 4}
+    del backend.transform_inputs
+    assert backend({"x": 1}) == {"y": 2}
+
+    class Late(Doubler):
+        pass
+
+    late = Late()
+    assert late({"x": 1}) == {"y": 2}
+    Late.transform_inputs = lambda self, records: [{"x": 10} for _ in records]  # type: ignore[attr-defined]
+    assert late({"x": 1}) == {"y": 20}
+
+
+def test_patching_preprocess_or_replacing_the_preprocessor_takes_effect() -> None:
+    backend = Doubler(feature_names=["x"])
+    with mock.patch.object(Doubler, "_preprocess", return_value=[{"x": 5}]) as patched:
+        assert backend({"x": 1, "z": 0}) == {"y": 10}
+    patched.assert_called_once()
+    assert backend({"x": 1, "z": 0}) == {"y": 2}
+
+    class Plus100:
+        passthrough = False
+
+        def process(self, records: Any) -> Any:
+            return [{"x": r["x"] + 100} for r in records]
+
+    backend._preprocessor = Plus100()  # type: ignore[assignment]
+    assert backend({"x": 1}) == {"y": 202}
+
+
+def test_a_step_set_in_initialize_is_used() -> None:
+    class SetsStep(Doubler):
+        def initialize(self) -> None:
+            self.transform_outputs = lambda rows: [{"z": r["y"]} for r in rows]
+
+    assert SetsStep()({"x": 2}) == {"z": 4}
+
+
+def test_a_step_failing_on_an_object_array_with_none_names_the_records_and_fields() -> None:
+    class Mean(InferenceBackend):
+        def execute(self, inputs: Any) -> Any:
+            return [{"m": float(v) / 2} for v in inputs.sum(axis=1)]
+
+    backend = Mean(input_format="numpy", feature_names=["a", "b.c"])
+    assert backend([{"a": 1, "b": {"c": 3}}]) == [{"m": 2.0}]
+    with pytest.raises(InferenceBackendRuntimeError) as info:
+        backend([{"a": 1, "b": {"c": 3}}, {"a": None, "b": {}}, {"a": 2}])
+    message = str(info.value)
+    assert info.value.step == "execute"
+    assert "missing or None: record 1 field 'a', record 1 field 'b.c', record 2 field 'b.c'" in (
+        message
+    )
+    assert "numpy_dtype" in message
+
+
+def test_a_step_failing_on_a_numeric_array_gets_no_none_hint() -> None:
+    class Boom(InferenceBackend):
+        def execute(self, inputs: Any) -> Any:
+            raise ValueError("bad")
+
+    with pytest.raises(InferenceBackendRuntimeError) as info:
+        Boom(input_format="numpy", feature_names=["a"])([{"a": 1}])
+    assert "missing or None" not in str(info.value)
+
+
+def test_a_backend_may_use_common_private_attribute_names() -> None:
+    class Stateful(InferenceBackend):
+        def initialize(self) -> None:
+            self._state = {"calls": 0}
+            self._steps = "mine"
+            self._last_call = None
+
+        def execute(self, inputs: Any) -> Any:
+            self._state["calls"] += 1
+            return inputs
+
+    backend = Stateful()
+    assert backend({"a": 1}) == {"a": 1}
+    assert backend._state == {"calls": 1}
+    assert backend.get_metrics().batch_size == 1

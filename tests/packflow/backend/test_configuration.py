@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from structlog.testing import capture_logs
 
 from packflow.backend.configuration import (
     BackendConfig,
@@ -19,6 +18,7 @@ from packflow.backend.configuration import (
     load_backend_configuration,
 )
 from packflow.constants import BACKEND_CONFIG_PATH_ENV_VAR_NAME
+from packflow.testing import capture_logs
 
 
 @pytest.fixture(autouse=True)
@@ -176,3 +176,24 @@ def test_config_instance_values_are_the_lowest_layer() -> None:
     assert isinstance(config, Config)
     assert (config.threshold, config.feature_names, config.verbose) == (0.3, ["a"], True)
     assert base.verbose is False
+
+
+def test_an_unknown_keyword_logs_one_warning_naming_the_closest_field() -> None:
+    class Config(BackendConfig):
+        threshold: float = 0.5
+
+    with capture_logs() as logs:
+        config = load_backend_configuration(Config, treshold=0.9, verbose=True)
+    assert config.threshold == 0.5  # ignored, as in 0.4.x
+    warnings = [e for e in logs if e["event"] == "backend_config_key_unknown"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert warnings[0]["key"] == "treshold"
+    assert warnings[0]["closest"] == "threshold"
+    assert "did you mean 'threshold'?" in warnings[0]["message"]
+
+
+def test_known_keywords_log_nothing() -> None:
+    with capture_logs() as logs:
+        load_backend_configuration(BackendConfig, verbose=True, feature_names=["a"])
+    assert logs == []

@@ -16,11 +16,18 @@ from packflow.backend.preprocessors import (
     PassthroughPreprocessor,
     Preprocessor,
     RecordsPreprocessor,
-    _map_records,
+    _DelimiterKeys,
+    _has_delimiter_key,
     get_preprocessor,
 )
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
-from packflow.utils import flatten_dict
+from packflow.testing import capture_logs
+from packflow.utils import (
+    check_delimiter_collisions,
+    flatten_dict,
+    get_nested_field_direct,
+    set_nested_field_direct,
+)
 
 
 def records_pp(**options: Any) -> RecordsPreprocessor:
@@ -95,9 +102,9 @@ def test_dotted_features_reach_into_nested_dicts_and_are_written_nested() -> Non
     assert pp([record]) == [{"user": {"geo": {"lat": 1.5}, "age": 30}, "id": 7}]
 
 
-def test_absent_features_are_left_out_and_present_none_is_kept() -> None:
+def test_absent_features_and_present_none_features_are_left_out_as_0_4_1() -> None:
     pp = records_pp(feature_names=["a", "b.c", "d"])
-    assert pp([{"a": None, "b": {}}, {"b": 5}]) == [{"a": None}, {}]
+    assert pp([{"a": None, "b": {}}, {"b": 5}]) == [{}, {}]
 
 
 def test_nested_rename_source_and_nested_target() -> None:
@@ -155,36 +162,34 @@ def test_non_list_input_is_a_clear_error() -> None:
         records_pp(feature_names=["a"])({"a": 1})  # type: ignore[arg-type]
 
 
-# -- records: rename without features (move semantics) -----------------------------------------
+# -- records: rename without features (0.4.1: the original stays beside the new name) -----------
 
 
-def test_rename_without_features_moves_fields_and_keeps_the_rest() -> None:
+def test_rename_without_features_keeps_the_original_beside_the_new_name() -> None:
     pp = records_pp(rename_fields={"a": "x"})
     out = pp([{"a": 1, "b": 2}])
-    assert out == [{"b": 2, "x": 1}]
+    assert out == [{"x": 1, "a": 1, "b": 2}]
+    assert list(out[0]) == ["x", "a", "b"]
 
 
-def test_rename_without_features_renamed_value_wins_over_an_existing_key() -> None:
+def test_rename_without_features_an_original_field_wins_over_a_renamed_one() -> None:
     pp = records_pp(rename_fields={"a": "b"})
-    assert pp([{"a": 1, "b": 2}]) == [{"b": 1}]
+    out = pp([{"a": 1, "b": 2}])
+    assert out == [{"b": 2, "a": 1}]
+    assert list(out[0]) == ["b", "a"]
 
 
-def test_rename_without_features_reads_all_sources_before_writing() -> None:
-    pp = records_pp(rename_fields={"a": "b", "b": "c"})
-    assert pp([{"a": 1, "b": 2}]) == [{"b": 1, "c": 2}]
-
-
-def test_rename_without_features_moves_a_nested_field_without_mutating_input() -> None:
+def test_rename_without_features_of_a_nested_field_adds_no_empty_parent() -> None:
     pp = records_pp(rename_fields={"m.a": "score", "m.b": "n.b"})
     record = {"m": {"a": 1, "b": 2, "c": 3}, "k": 0}
     before = copy.deepcopy(record)
-    assert pp([record]) == [{"m": {"c": 3}, "k": 0, "score": 1, "n": {"b": 2}}]
+    assert pp([record]) == [{"score": 1, "n": {"b": 2}, "m": {"a": 1, "b": 2, "c": 3}, "k": 0}]
     assert record == before
 
 
-def test_rename_without_features_keeps_none_and_skips_absent() -> None:
+def test_rename_without_features_skips_none_and_absent_sources() -> None:
     pp = records_pp(rename_fields={"a": "x", "zz": "y"})
-    assert pp([{"a": None}]) == [{"x": None}]
+    assert pp([{"a": None}]) == [{"a": None}]
 
 
 # -- records: flattening -----------------------------------------------------------------------
@@ -210,9 +215,9 @@ def test_flatten_lists_only_canonical_indexes_match() -> None:
     assert pp([{"t": list(range(5))}]) == [{}]
 
 
-def test_flatten_without_features_flattens_the_whole_record_and_moves_renames() -> None:
+def test_flatten_without_features_flattens_the_whole_record_beside_the_renames() -> None:
     pp = records_pp(flatten_nested_inputs=True, rename_fields={"a.b": "ab"})
-    assert pp([{"a": {"b": 1, "c": 2}, "d": [1]}]) == [{"a.c": 2, "d": [1], "ab": 1}]
+    assert pp([{"a": {"b": 1, "c": 2}, "d": [1]}]) == [{"ab": 1, "a.b": 1, "a.c": 2, "d": [1]}]
 
 
 def test_flatten_duplicate_keys_name_the_record() -> None:
@@ -222,10 +227,10 @@ def test_flatten_duplicate_keys_name_the_record() -> None:
     assert info.value.record_index == 1
 
 
-def test_flatten_feature_matching_two_keys_is_ambiguous() -> None:
-    pp = records_pp(flatten_nested_inputs=True, feature_names=["a.b"])
-    with pytest.raises(PreprocessorRuntimeError, match=r"record 0.*'a.b'"):
-        pp([{"a.b": 1, "a": {"b": 2}}])
+def test_flatten_keys_that_collide_anywhere_in_the_record_are_an_error() -> None:
+    pp = records_pp(flatten_nested_inputs=True, feature_names=["x"])
+    with pytest.raises(PreprocessorRuntimeError, match=r"record 0.*duplicated key 'a.b'"):
+        pp([{"a.b": 1, "a": {"b": 2}, "x": 1}])
 
 
 # -- records: delimiter collisions -------------------------------------------------------------
@@ -244,13 +249,20 @@ def test_collision_on_a_requested_path_names_record_and_key_path() -> None:
 
 def test_collision_in_a_rename_source_is_detected() -> None:
     pp = records_pp(feature_names=["x"], rename_fields={"a.b": "x"})
-    with pytest.raises(PreprocessorRuntimeError, match=r"key 'a.b'"):
+    with pytest.raises(PreprocessorRuntimeError, match=r"were found: \['a.b'\]"):
         pp([{"a.b": 1}])
 
 
-def test_keys_with_the_delimiter_off_the_requested_paths_are_fine() -> None:
+def test_the_documented_collision_error_names_every_key_with_the_delimiter() -> None:
+    # As 0.4.1 documents: with a nested path requested, any key containing the delimiter,
+    # even off the requested paths, is an error.
     pp = records_pp(feature_names=["a.b"])
-    assert pp([{"a": {"b": 1, "x.y": 2}, "k.l": 3}]) == [{"a": {"b": 1}}]
+    with pytest.raises(PreprocessorRuntimeError) as info:
+        pp([{"a": {"b": 1}}, {"field.name": 42, "a": {"b": 1, "x.y": 2}}])
+    assert "Keys containing the delimiter '.' were found: ['field.name', 'a.x.y']" in str(
+        info.value
+    )
+    assert info.value.record_index == 1
 
 
 def test_ignore_delimiter_collisions_lets_the_literal_key_win() -> None:
@@ -276,56 +288,138 @@ RECORDS = st.lists(st.dictionaries(KEYS, VALUES, max_size=4), max_size=4)
 PATHS = st.sampled_from(["a", "b", "c", "a.b", "a.c", "b.c", "a.b.c", "c.a", "a.a"])
 
 
-def _outcome(pp: RecordsPreprocessor, records: list[dict[str, Any]], interpreted: bool) -> Any:
-    try:
-        if interpreted:
-            return ("ok", _map_records(records, pp._select_direct))
-        return ("ok", pp.process(records))
-    except PreprocessorRuntimeError as exc:
-        return ("error", exc.record_index, exc.field)
+def _reference_0_4_1(config: BackendConfig, records: list[dict[str, Any]]) -> Any:
+    """packflow 0.4.1's RecordsPreprocessor.process, ported line by line (non-flatten mode)."""
+    d = config.nested_field_delimiter
+    uses_nested = any(d in k for k in config.rename_fields) or any(
+        d in f for f in config.feature_names
+    )
+    if uses_nested and not config.ignore_delimiter_collisions:
+        for obj in records:
+            if check_delimiter_collisions(obj, d):
+                return "error"
+    out = []
+    for obj in copy.deepcopy(records):
+        processed: dict[str, Any] = {}
+        for key, new in config.rename_fields.items():
+            value = get_nested_field_direct(obj, key, d)
+            if value is not None:
+                if d in new:
+                    set_nested_field_direct(processed, new, value, d)
+                else:
+                    processed[new] = value
+        if config.feature_names:
+            for feature in config.feature_names:
+                if get_nested_field_direct(processed, feature, d) is None:
+                    value = get_nested_field_direct(obj, feature, d)
+                    if value is not None:
+                        if d in feature:
+                            set_nested_field_direct(processed, feature, value, d)
+                        else:
+                            processed[feature] = value
+        else:
+            processed.update(obj)
+        out.append(processed)
+    return out
 
 
-def _check_against_the_interpreter(
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=RECORDS,
+    features=st.lists(PATHS, max_size=4),
+    renames=st.dictionaries(PATHS, PATHS, max_size=2),
+    ignore=st.booleans(),
+)
+def test_records_match_a_line_by_line_port_of_0_4_1_and_leave_the_input_alone(
     records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
-) -> RecordsPreprocessor:
-    """Assert the preprocessor's transform and the interpreter agree and leave ``records`` be."""
-    pp = records_pp(
+) -> None:
+    config = BackendConfig(
         feature_names=features, rename_fields=renames, ignore_delimiter_collisions=ignore
     )
     before = copy.deepcopy(records)
-    assert _outcome(pp, records, False) == _outcome(pp, records, True)
+    try:
+        ours: Any = RecordsPreprocessor(config)(records)
+    except PreprocessorRuntimeError:
+        ours = "error"
+    expected = _reference_0_4_1(config, records) if (features or renames) else records
+    assert ours == expected
+    if ours != "error":  # key order too
+        assert [list(r) for r in ours] == [list(r) for r in expected]
     assert records == before
-    return pp
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=RECORDS,
     features=st.lists(PATHS, min_size=1, max_size=4),
     renames=st.dictionaries(PATHS, PATHS, max_size=2),
-    ignore=st.booleans(),
 )
-def test_compiled_transform_matches_the_interpreter(
-    records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
+def test_the_compiled_transform_matches_the_interpreter(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str]
 ) -> None:
-    _check_against_the_interpreter(records, features, renames, ignore)
+    pp = records_pp(feature_names=features, rename_fields=renames, ignore_delimiter_collisions=True)
+    interpreted = [pp._direct(record) for record in records]
+    out = pp(records)
+    assert out == interpreted
+    assert [list(r) for r in out] == [list(r) for r in interpreted]
 
 
-PREFIX_FREE_PATHS = st.sampled_from(["a.b", "a.c", "b.c", "c", "b.a.c", "a.a"])
+def test_the_compiled_transform_is_used_for_prefix_free_outputs() -> None:
+    assert records_pp(feature_names=["a.b", "c"])._transform_record.__name__ == "select"
+    # "a" is a prefix of "a.b": an output value could be a dict to write into
+    assert records_pp(feature_names=["a", "a.b"])._transform_record.__name__ == "_direct"
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300)
+@given(record=st.dictionaries(KEYS, VALUES, max_size=4), lists=st.booleans())
+def test_the_delimiter_key_scan_agrees_with_check_delimiter_collisions(
+    record: dict[str, Any], lists: bool
+) -> None:
+    found = _has_delimiter_key(record, ".", False)
+    assert found == bool(check_delimiter_collisions(record, "."))
+    if found:
+        assert _has_delimiter_key(record, ".", True)
+
+
+JSONISH_KEYS = st.sampled_from(["a", "b", "a.b", "", "x__y", 'q"t', "b\\s", "é.ü", "1.5"])
+JSONISH = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 5),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(["s", "a.b", 'x":', "1.5", 'k.": 1', "\\"]),
+    ),
+    lambda inner: st.one_of(
+        st.dictionaries(JSONISH_KEYS, inner, max_size=3), st.lists(inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=400)
 @given(
-    records=RECORDS,
-    features=st.lists(PREFIX_FREE_PATHS, min_size=1, max_size=4),
-    renames=st.dictionaries(PATHS, PREFIX_FREE_PATHS, max_size=2),
-    ignore=st.booleans(),
+    records=st.lists(st.dictionaries(JSONISH_KEYS, JSONISH, max_size=4), max_size=3),
+    delimiter=st.sampled_from([".", "__", "é"]),
 )
-def test_compiled_transform_is_used_and_matches_the_interpreter(
-    records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
+def test_the_batch_key_search_never_misses_a_key_with_the_delimiter(
+    records: list[dict[str, Any]], delimiter: str
 ) -> None:
-    pp = _check_against_the_interpreter(records, features, renames, ignore)
-    assert pp._transform_record.__name__ == "select"  # the generated one, not the interpreter
+    clean = _DelimiterKeys(delimiter).none_in(records)
+    if clean:  # a "no" must be exact, lists included; a "maybe" is checked record by record
+        assert not any(_has_delimiter_key(r, delimiter, True) for r in records)
+
+
+def test_the_batch_key_search_answers_no_for_plain_records() -> None:
+    keys = _DelimiterKeys(".")
+    assert keys.none_in([{"a": 1.5, "b": {"c": "x.y", "d": [1.25, {"e": None}]}}])
+    assert not keys.none_in([{"a": [{"b.c": 1}]}])
+    assert not keys.none_in([{"a": np.float32(1)}])  # orjson cannot serialise it: maybe
+
+
+def test_the_delimiter_key_scan_handles_non_string_keys() -> None:
+    assert _has_delimiter_key({1: {"a.b": 1}}, ".", False)  # type: ignore[dict-item]
+    assert not _has_delimiter_key({1: {"ab": 1}}, ".", False)  # type: ignore[dict-item]
 
 
 @settings(max_examples=150)
@@ -342,12 +436,38 @@ def test_flatten_mode_features_equal_the_flattened_record(
         try:
             flat = flatten_dict(record, ".", lists)
         except ValueError:
-            continue  # ambiguous records are covered by dedicated tests
-        try:
-            (out,) = pp([record])
-        except PreprocessorRuntimeError:
-            pytest.fail("no ambiguity when the whole record flattens")
-        assert out == {f: flat[f] for f in features if f in flat}
+            with pytest.raises(PreprocessorRuntimeError, match="duplicated key"):
+                pp([record])
+            continue
+        (out,) = pp([record])
+        assert out == {f: flat[f] for f in features if flat.get(f) is not None}
+
+
+FLAT_KEYS = st.sampled_from(["a", "b", "c"])
+FLAT_VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.dictionaries(FLAT_KEYS, inner, max_size=3), st.lists(inner, max_size=2)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200)
+@given(
+    records=st.lists(st.dictionaries(FLAT_KEYS, FLAT_VALUES, max_size=3), min_size=1, max_size=4),
+    features=st.lists(PATHS, min_size=1, max_size=4),
+    renames=st.dictionaries(PATHS, PATHS, max_size=2),
+)
+def test_compiled_flatten_select_matches_the_interpreter_on_clean_batches(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str]
+) -> None:
+    pp = records_pp(flatten_nested_inputs=True, feature_names=features, rename_fields=renames)
+    assert pp._compiled_flat is not None
+    interpreted = [pp._flat_impl(record, True) for record in records]
+    out = pp(records)
+    assert out == interpreted
+    assert [list(r) for r in out] == [list(r) for r in interpreted]
 
 
 PLAIN_KEYS = st.sampled_from(["k1", "k2", "k3", "k4", "k5"])
@@ -371,7 +491,7 @@ def test_rename_then_filter(
             if old in record:
                 expected[new] = record[old]
         for name in features:  # then features, not re-read when a rename set them
-            if name not in expected and name in record:
+            if name not in expected and record.get(name) is not None:
                 expected[name] = record[name]
         assert row == expected
         assert set(row) <= set(features) | set(renames.values())
@@ -398,29 +518,69 @@ def test_numpy_infers_float_dtype_for_mixed_numbers_and_bools() -> None:
     assert array.dtype == np.float64
 
 
-def test_numpy_empty_batch_has_zero_rows_and_one_column_per_feature() -> None:
-    assert numpy_pp(feature_names=["a", "b", "c"])([]).shape == (0, 3)
+def test_numpy_empty_batch_has_shape_0_as_0_4_1() -> None:
+    array = numpy_pp(feature_names=["a", "b", "c"])([])
+    assert (array.shape, array.dtype) == ((0,), np.float64)
 
 
-def test_numpy_missing_feature_names_record_and_field() -> None:
+def test_numpy_missing_or_none_gives_an_object_array_holding_none() -> None:
     pp = numpy_pp(feature_names=["a", "score"], rename_fields={"m.s": "score"})
+    array = pp([{"a": 1, "m": {"s": 2}}, {"a": None, "m": {}}])
+    assert array.dtype == object
+    assert array.tolist() == [[1, 2], [None, None]]
+
+
+def test_numpy_strings_give_a_string_array() -> None:
+    array = numpy_pp(feature_names=["a", "b"])([{"a": 1, "b": "3"}, {"a": "xy", "b": 2.5}])
+    assert array.dtype.kind == "U"
+    assert array.tolist() == [["1", "3"], ["xy", "2.5"]]
+
+
+def test_numpy_a_sub_dict_named_literally_is_a_cell_and_lists_are_not_indexed() -> None:
+    array = numpy_pp(feature_names=["b", "c.0"])([{"b": {"k": 1}, "c": [5]}])
+    assert array.tolist() == [[{"k": 1}, None]]
+
+
+def test_numpy_dtype_gives_a_strict_array_of_that_dtype() -> None:
+    pp = numpy_pp(feature_names=["a", "b.c"], numpy_dtype="float32")
+    array = pp([{"a": 1, "b": {"c": True}}, {"a": 2.5, "b": {"c": 3}}])
+    assert array.dtype == np.float32
+    assert array.tolist() == [[1.0, 1.0], [2.5, 3.0]]
+    assert pp([]).shape == (0, 2)
+
+
+def test_numpy_dtype_missing_names_record_and_field() -> None:
+    pp = numpy_pp(feature_names=["a", "score"], rename_fields={"m.s": "score"}, numpy_dtype="f4")
     with pytest.raises(PreprocessorRuntimeError) as info:
         pp([{"a": 1, "m": {"s": 2}}, {"a": 1, "m": {}}])
     err = info.value
     assert (err.record_index, err.field) == (1, "m.s")
-    assert "record 1, feature 'score' (input field 'm.s') is missing" in str(err)
+    assert "record 1, field 'm.s' is missing" in str(err)
 
 
 @pytest.mark.parametrize(
-    ("value", "type_name"), [("3", "str"), ([1, 2], "list"), ({"k": 1}, "dict"), (None, "NoneType")]
+    ("value", "problem"),
+    [
+        ("3", "is not a number (got a str: '3')"),
+        ([1, 2], "is not a number (got a list"),
+        ({"k": 1}, "is not a number (got a dict"),  # a sub-dict is not a value
+        (None, "is None"),
+    ],
 )
-def test_numpy_non_numeric_feature_names_record_field_and_type(value: Any, type_name: str) -> None:
-    pp = numpy_pp(feature_names=["a", "b.c"])
+def test_numpy_dtype_non_numeric_names_record_field_and_type(value: Any, problem: str) -> None:
+    pp = numpy_pp(feature_names=["a", "b.c"], numpy_dtype="float64")
     with pytest.raises(PreprocessorRuntimeError) as info:
         pp([{"a": 1, "b": {"c": 2}}, {"a": 2, "b": {"c": 3}}, {"a": 3, "b": {"c": value}}])
     err = info.value
     assert (err.record_index, err.field) == (2, "b.c")
-    assert f"record 2, feature 'b.c' is not a number (got {type_name}" in str(err)
+    assert f"record 2, field 'b.c' {problem}" in str(err)
+
+
+def test_numpy_dtype_must_be_numeric() -> None:
+    with pytest.raises(PreprocessorInitError, match="not numeric"):
+        numpy_pp(feature_names=["a"], numpy_dtype="str")
+    with pytest.raises(PreprocessorInitError, match="not a numpy dtype"):
+        numpy_pp(feature_names=["a"], numpy_dtype="float-ish")
 
 
 def test_numpy_non_dict_record_names_its_index() -> None:
@@ -451,3 +611,23 @@ def test_numpy_shape_is_records_by_features(n_features: int, values: list[list[f
     assert array.tolist() == [
         [float(v) if array.dtype.kind == "f" else v for v in row[:n_features]] for row in values
     ]
+
+
+def test_a_config_subclass_declaring_input_format_as_a_string_is_honoured() -> None:
+    class NumpyConfig(BackendConfig):
+        input_format: str = "numpy"  # type: ignore[assignment]
+        feature_names: list[str] = ["a"]
+
+    pp = get_preprocessor(NumpyConfig())
+    assert isinstance(pp, NumpyPreprocessor)
+    assert pp([{"a": 1}]).tolist() == [[1]]
+
+
+def test_an_input_format_naming_no_preprocessor_passes_through_with_a_warning() -> None:
+    class Loose(BackendConfig):
+        input_format: str = "tensor"  # type: ignore[assignment]
+
+    with capture_logs() as logs:
+        pp = get_preprocessor(Loose())
+    assert isinstance(pp, PassthroughPreprocessor)
+    assert [e["event"] for e in logs] == ["input_format_unknown"]

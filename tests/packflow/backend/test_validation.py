@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from structlog.testing import capture_logs
 
 from packflow import InferenceBackend
 from packflow.backend.validation import (
@@ -17,6 +16,7 @@ from packflow.backend.validation import (
     _output_is_list_of_dicts,
 )
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
+from packflow.testing import capture_logs
 
 
 def backend_returning(fn: Any, **config: Any) -> InferenceBackend:

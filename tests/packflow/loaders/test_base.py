@@ -2,10 +2,11 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
-from packflow.loaders import InferenceBackendLoader, LocalLoader, PackflowConfigError
+from packflow.loaders import InferenceBackendLoader, LocalLoader
 
 from .conftest import CONFIGURED_BACKEND, IDENTITY_BACKEND, ProjectFactory
 
@@ -139,10 +140,19 @@ def test_missing_packflow_yaml_is_file_not_found(make_project: ProjectFactory) -
 
 def test_invalid_packflow_yaml_names_the_field(make_project: ProjectFactory) -> None:
     project = make_project(files={"inference.py": IDENTITY_BACKEND}, name="demo", loader="remote")
-    with pytest.raises(PackflowConfigError, match="field 'loader'"):
+    with pytest.raises(ValidationError, match="loader") as caught:
         InferenceBackendLoader.from_project(project)
+    assert "packflow.yaml" in str(caught.value)
 
 
 def test_missing_backend_file_is_a_load_error(make_project: ProjectFactory) -> None:
     with pytest.raises(InferenceBackendLoadError, match=r"inference\.py"):
         InferenceBackendLoader.from_project(make_project(name="demo"))
+
+
+def test_a_hyphenated_local_module_loads_from_the_project(make_project: ProjectFactory) -> None:
+    project = make_project(
+        files={"my-model.py": IDENTITY_BACKEND}, name="demo", inference_backend="my-model:Backend"
+    )
+    backend = InferenceBackendLoader.from_project(project)
+    assert backend([{"a": 1}]) == [{"a": 1}]

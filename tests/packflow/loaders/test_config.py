@@ -11,6 +11,7 @@ from packflow.loaders import PackflowConfig, PackflowConfigError
 from packflow.loaders.config import (
     NAME_PATTERN,
     check_python_version,
+    describe_config_error,
     load_packflow_config,
     validate_for_export,
 )
@@ -101,35 +102,64 @@ def test_empty_sections_mean_empty_values(tmp_path: Path) -> None:
     assert (config.description, config.maintainers, config.env, config.extra) == ("", [], {}, {})
 
 
-def test_unknown_top_level_key_is_an_error_naming_it(tmp_path: Path) -> None:
-    write_yaml(tmp_path, "name: demo\nteam: risk\n")
-    with pytest.raises(PackflowConfigError, match="unknown key 'team'") as caught:
-        PackflowConfig.from_project_path(tmp_path)
-    assert "extra" in str(caught.value)
-    assert str(tmp_path / "packflow.yaml") in str(caught.value)
+def test_unknown_top_level_keys_are_kept_as_custom_fields_and_written_back(
+    tmp_path: Path,
+) -> None:
+    write_yaml(tmp_path, "name: demo\nteam: risk\nextra:\n  a: 1\n")
+    config = PackflowConfig.from_project_path(tmp_path)
+    assert config.custom_fields == {"team": "risk"}
+    text = config.write_yaml(tmp_path).read_text()
+    assert "# === CUSTOM ===\nteam: risk\nextra:\n  a: 1\n" in text
+    assert PackflowConfig.from_project_path(tmp_path).custom_fields == {"team": "risk"}
 
 
-def test_invalid_field_is_named_with_the_bad_value(tmp_path: Path) -> None:
+def test_validate_for_export_warns_on_each_unknown_key_naming_a_close_one() -> None:
+    config = complete_config(inference_backend="scorer:Scorer", infrence_backend="x:Y", team=1)
+    _errors, warnings = validate_for_export(config)
+    assert warnings == [
+        "Unknown key 'infrence_backend' in packflow.yaml is kept as a custom field. "
+        "Did you mean 'inference_backend'?",
+        "Unknown key 'team' in packflow.yaml is kept as a custom field.",
+    ]
+
+
+def test_an_invalid_field_is_a_pydantic_validation_error_naming_field_and_file(
+    tmp_path: Path,
+) -> None:
     write_yaml(tmp_path, "name: demo\nmaintainers: 5\nloader: remote\n")
-    with pytest.raises(PackflowConfigError) as caught:
+    with pytest.raises(ValidationError) as caught:
         PackflowConfig.from_project_path(tmp_path)
-    assert "field 'maintainers'" in str(caught.value)
-    assert "field 'loader'" in str(caught.value)
-    assert "'remote'" in str(caught.value)
-    assert len(caught.value.problems) == 2
+    assert str(tmp_path / "packflow.yaml") in str(caught.value)
+    assert [e["loc"] for e in caught.value.errors()] == [("maintainers",), ("loader",)]
+    line = describe_config_error(caught.value)
+    assert line.startswith(f"Invalid {tmp_path / 'packflow.yaml'}: field 'maintainers'")
+    assert "field 'loader'" in line
+    assert "'remote'" in line
 
 
 def test_missing_name_is_named(tmp_path: Path) -> None:
     write_yaml(tmp_path, "version: '1'\n")
-    with pytest.raises(PackflowConfigError, match="field 'name' is required"):
+    with pytest.raises(ValidationError, match="name") as caught:
         PackflowConfig.from_project_path(tmp_path)
+    assert "field 'name' is required" in describe_config_error(caught.value)
 
 
 @pytest.mark.parametrize("field", ["version", "python_version"])
 def test_unquoted_numeric_version_is_an_error_with_a_hint(tmp_path: Path, field: str) -> None:
     write_yaml(tmp_path, f"name: demo\n{field}: 1.10\n")
-    with pytest.raises(PackflowConfigError, match=f"field '{field}': versions must be quoted"):
+    with pytest.raises(ValidationError, match="versions must be quoted") as caught:
         PackflowConfig.from_project_path(tmp_path)
+    assert f"field '{field}': versions must be quoted" in describe_config_error(caught.value)
+
+
+@pytest.mark.parametrize("reference", ["my-model:Backend", "models.my-scorer:Scorer", "2024-m:B"])
+def test_hyphenated_module_paths_are_accepted_for_the_local_loader(reference: str) -> None:
+    assert PackflowConfig(name="demo", inference_backend=reference).inference_backend == reference
+
+
+def test_hyphenated_module_paths_are_rejected_for_the_module_loader() -> None:
+    with pytest.raises(ValidationError, match="Python identifiers"):
+        PackflowConfig(name="demo", loader="module", inference_backend="my-model:Backend")
 
 
 def test_yaml_syntax_error_is_reported_with_the_file(tmp_path: Path) -> None:
@@ -210,7 +240,15 @@ def test_check_python_version() -> None:
 
 
 def test_validate_for_export_complete_config_without_project_is_clean() -> None:
-    assert validate_for_export(complete_config()) == ([], [])
+    assert validate_for_export(complete_config(inference_backend="scorer:Scorer")) == ([], [])
+
+
+def test_validate_for_export_warns_on_the_default_inference_backend() -> None:
+    _errors, warnings = validate_for_export(complete_config(inference_backend="inference:Backend"))
+    assert warnings == [
+        "'inference_backend' is the template default 'inference:Backend'. Name your "
+        "backend's module and class before distributing."
+    ]
 
 
 def test_validate_for_export_blank_fields() -> None:
@@ -259,7 +297,8 @@ def test_smoke_test_restores_the_environment(
     monkeypatch.delenv("PF_TEST_SMOKE", raising=False)
     project = make_project(files={"inference.py": IDENTITY_BACKEND})
     config = complete_config(env={"PF_TEST_SMOKE": "1"})
-    assert validate_for_export(config, project_dir=project) == ([], [])
+    errors, _warnings = validate_for_export(config, project_dir=project)
+    assert errors == []
     import os
 
     assert "PF_TEST_SMOKE" not in os.environ

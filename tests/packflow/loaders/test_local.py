@@ -169,7 +169,7 @@ def test_failed_import_leaves_no_half_module_behind(make_project: ProjectFactory
     [
         ("def Backend():\n    pass\n", "the function Backend()"),
         ("class Backend:\n    pass\n", "the class"),
-        ("Backend = 42\n", "a int (42)"),
+        ("Backend = 42\n", "an int (42)"),
     ],
 )
 def test_non_backend_objects_are_rejected_naming_path_and_object(
