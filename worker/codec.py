@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from packflow.utils import ensure_native_types
+from packflow.utils._json import dumps_json
 from worker.errors import (
     InvalidJsonError,
     NotARecordError,
@@ -37,9 +37,6 @@ __all__ = [
     "encode_output",
     "locate",
 ]
-
-_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
@@ -93,8 +90,8 @@ def _json_type(value: Any) -> str:
 
 
 def _dumps(value: Any) -> bytes:
-    # orjson's fallback: the SDK's type normalisation (pandas, torch, PIL...).
-    return orjson.dumps(value, default=ensure_native_types, option=_DUMPS_OPTIONS)
+    # The SDK's encoder: InferenceBackend.validate() accepts exactly what this publishes.
+    return dumps_json(value)
 
 
 def encode_output(outputs: list[Any], is_array: bool) -> bytes:

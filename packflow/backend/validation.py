@@ -6,10 +6,10 @@ input record, each JSON-serializable.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
+from packflow.utils._json import dumps_json
 
 if TYPE_CHECKING:
     from packflow.backend.base import InferenceBackend
@@ -88,10 +88,11 @@ def _output_is_list_of_dicts(outputs: Any) -> None:
 
 
 def _output_is_json_serializable(outputs: Any) -> None:
-    """Raise unless every row serializes to JSON (names the row index and the key)."""
+    """Raise unless every row serializes to JSON as the worker publishes it (names the row
+    index and the key): :func:`packflow.utils._json.dumps_json`."""
     for index, row in enumerate(outputs):
         try:
-            json.dumps(row)
+            dumps_json(row)
         except (TypeError, ValueError) as exc:
             where = _first_unserializable(row)
             place = f", key '{where[0]}' ({where[1]})" if where else ""
@@ -105,7 +106,7 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _first_unserializable(value: Any, path: str = "") -> tuple[str, str] | None:
-    """Path and type name of the first value ``json.dumps`` rejects, or ``None``."""
+    """Path and type name of the first value that is no JSON scalar, or ``None``."""
     if isinstance(value, dict):
         for key, child in value.items():
             if not isinstance(key, _JSON_SCALARS):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import numpy as np
 import orjson
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from packflow import InferenceBackend
 from worker.codec import DeadLetter, decode, encode_dead_letter, encode_output
 from worker.errors import InvalidJsonError, NotARecordError, NotUtf8Error, OutputEncodeError
 
@@ -92,3 +94,26 @@ def test_a_dead_letter_without_its_value_keeps_error_and_source_and_says_why():
     assert bare["value_omitted"] == "original value of 10 bytes too large to republish"
     assert bare["error"] == full["error"]
     assert bare["source"] == full["source"]
+
+
+def test_validate_accepts_exactly_what_the_worker_publishes() -> None:
+    # One encoder for both (issue 9): numpy scalars and arrays pass validate() because the
+    # worker publishes them; NaN becomes null; an integer beyond 64 bits still passes, as
+    # packflow 0.4.x's json.dumps check let it.
+    rows = [
+        {"f": np.float32(2.5), "i": np.int64(7), "v": np.arange(3), "nan": float("nan")},
+        {"big": 2**70},
+    ]
+
+    class Returning(InferenceBackend):
+        def execute(self, inputs: Any) -> Any:
+            return rows
+
+    backend = Returning()
+    assert backend.validate([{"a": 1}, {"a": 2}]) == rows
+    assert [encode_output([row], False) for row in rows] == [
+        b'{"f":2.5,"i":7,"v":[0,1,2],"nan":null}',
+        b'{"big":1180591620717411303424}',
+    ]
+    with pytest.raises(OutputEncodeError):
+        encode_output([{"x": object()}], False)

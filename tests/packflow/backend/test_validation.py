@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from packflow import InferenceBackend
@@ -66,14 +65,12 @@ def test_output_rows_must_be_dicts_naming_the_row() -> None:
 
 
 def test_non_serializable_value_names_row_and_key() -> None:
-    backend = backend_returning(
-        lambda xs: [{"y": 1}, {"y": 2, "nested": {"arr": [1, np.float32(2.5)]}}]
-    )
+    backend = backend_returning(lambda xs: [{"y": 1}, {"y": 2, "nested": {"arr": [1, object()]}}])
     with pytest.raises(InferenceBackendValidationError) as info:
         backend.validate([{"a": 1}, {"a": 2}])
     message = str(info.value)
     assert "Value at index 1 is not JSON Serializable" in message
-    assert "key 'nested.arr.1' (float32)" in message
+    assert "key 'nested.arr.1' (object)" in message
 
 
 def test_helpers_accept_valid_data() -> None:

@@ -1,0 +1,48 @@
+"""One JSON encoder for ``InferenceBackend.validate()`` and the worker's outputs.
+
+What ``validate()`` accepts, the worker publishes, and the other way round. orjson encodes
+numpy arrays and scalars natively and other libraries' values (pandas, torch, PIL) through
+:func:`~packflow.utils.normalize.ensure_native_types`. What orjson refuses but the standard
+library encodes (integers beyond 64 bits) goes through ``json.dumps``, so nothing that
+packflow 0.4.x's ``json.dumps`` check accepted is refused now. NaN and infinities, which JSON
+cannot represent, become ``null``; a value neither encoder takes raises ``TypeError`` (or
+``ValueError``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+from packflow.utils.normalize import ensure_native_types
+
+__all__ = ["dumps_json"]
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def dumps_json(value: Any) -> bytes:
+    """``value`` as compact JSON bytes (see the module docstring)."""
+    try:
+        return orjson.dumps(value, default=ensure_native_types, option=_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        try:
+            text = json.dumps(
+                _nan_to_none(value), default=ensure_native_types, separators=(",", ":")
+            )
+        except (TypeError, ValueError):
+            raise exc from None
+        return text.encode()
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
