@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from packflow.loaders import InferenceBackendLoader
 from worker.errors import StartupError
 from worker.settings import WorkerSettings
 
@@ -16,8 +17,6 @@ def load_backend(settings: WorkerSettings) -> Any:
     Any failure (import, not an InferenceBackend, config validation, ``initialize()``) is a
     :class:`StartupError` naming the backend, the loader and the cause.
     """
-    from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader
-
     kwargs = dict(settings.backend_config)
     if settings.project is not None:
         where = f"project {str(settings.project)!r}"
@@ -26,10 +25,9 @@ def load_backend(settings: WorkerSettings) -> Any:
     try:
         if settings.project is not None:
             backend = InferenceBackendLoader.from_project(settings.project, **kwargs)
-        elif settings.loader == "module":
-            backend = ModuleLoader(settings.backend_path).load(**kwargs)
         else:
-            backend = LocalLoader(settings.backend_path).load(**kwargs)
+            loader = InferenceBackendLoader.named(settings.loader, settings.backend_path)
+            backend = loader.load(**kwargs)
     except Exception as exc:
         detail = " ".join(str(exc).split()) or "no message"
         cause = exc.__cause__

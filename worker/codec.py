@@ -38,6 +38,7 @@ __all__ = [
     "locate",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """The records of one message, and whether they came as a JSON array."""

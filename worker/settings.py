@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
+from packflow.loaders.utils import inference_backend_parts
 from worker.errors import SettingsError
 
 __all__ = ["ENV_PREFIX", "WorkerSettings", "env_name", "flag_name", "load_settings"]
@@ -105,9 +106,10 @@ class WorkerSettings(BaseSettings):
     def _check_backend_path(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        module, sep, name = value.partition(":")
-        if not sep or not module or not name or ":" in name:
-            raise ValueError(f"{value!r} is not of the form 'module.path:Name'")
+        try:
+            inference_backend_parts(value)  # the SDK's own rule, as its loaders apply it
+        except ValueError:
+            raise ValueError(f"{value!r} is not of the form 'module.path:Name'") from None
         return value
 
     @field_validator("project")

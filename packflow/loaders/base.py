@@ -6,7 +6,7 @@ import inspect
 import reprlib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from packflow.backend import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
@@ -24,10 +24,46 @@ class InferenceBackendLoader(ABC):
 
     Args:
         path: the backend reference, ``"module.path:Name"``.
+
+    A subclass that sets ``loader_name`` is the loader of that name in ``packflow.yaml``
+    (``loader:``) and the worker's ``--loader`` (:meth:`named`).
     """
+
+    loader_name: ClassVar[str] = ""
+    _by_name: ClassVar[dict[str, type[InferenceBackendLoader]]] = {}
 
     def __init__(self, path: str) -> None:
         self.path = path
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.loader_name:
+            InferenceBackendLoader._by_name[cls.loader_name] = cls
+
+    @classmethod
+    def named(
+        cls, loader: str, path: str, *, base_dir: str | Path | None = None
+    ) -> InferenceBackendLoader:
+        """The loader called ``loader`` (``"local"``, ``"module"``) for ``path``.
+
+        ``base_dir`` is the project folder: where ``local`` looks (default: the current
+        directory), and what ``module`` puts on ``sys.path`` first.
+
+        Raises:
+            InferenceBackendLoadError: no loader has that name (the message lists them).
+        """
+        found = InferenceBackendLoader._by_name.get(loader)
+        if found is None:
+            known = ", ".join(sorted(InferenceBackendLoader._by_name))
+            raise InferenceBackendLoadError(f"unknown loader {loader!r}; known loaders: {known}")
+        return found.for_project(path, base_dir)
+
+    @classmethod
+    def for_project(cls, path: str, base_dir: str | Path | None) -> InferenceBackendLoader:
+        """This loader for ``path`` in the project folder ``base_dir`` (see :meth:`named`)."""
+        if base_dir is not None:
+            put_on_sys_path(Path(base_dir).resolve())
+        return cls(path)
 
     @abstractmethod
     def load_backend_module(self) -> Any:
@@ -109,16 +145,10 @@ def load_from_config(
     project_dir: Path, config: PackflowConfig, **backend_kwargs: Any
 ) -> InferenceBackend:
     """Apply ``config.env`` and load ``config.inference_backend`` from ``project_dir``."""
-    from .local import LocalLoader
-    from .module import ModuleLoader
-
     apply_env_vars(config)
-    loader: InferenceBackendLoader
-    if config.loader == "local":
-        loader = LocalLoader(config.inference_backend, base_dir=project_dir)
-    else:
-        put_on_sys_path(project_dir)
-        loader = ModuleLoader(config.inference_backend)
+    loader = InferenceBackendLoader.named(
+        config.loader, config.inference_backend, base_dir=project_dir
+    )
     return loader.load(**{**config.backend_config, **backend_kwargs})
 
 

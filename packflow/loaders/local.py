@@ -26,9 +26,16 @@ class LocalLoader(InferenceBackendLoader):
         >>> backend = LocalLoader("inference:Backend", base_dir="my-project").load()
     """
 
+    loader_name = "local"
+
     def __init__(self, path: str, base_dir: str | Path = ".") -> None:
         super().__init__(path)
         self.base_dir = Path(base_dir).resolve()
+
+    @classmethod
+    def for_project(cls, path: str, base_dir: str | Path | None) -> LocalLoader:
+        """This loader for ``path`` under ``base_dir`` (default: the current directory)."""
+        return cls(path, base_dir="." if base_dir is None else base_dir)
 
     def describe_source(self) -> str:
         return f"from {self.base_dir}"

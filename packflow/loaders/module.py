@@ -23,6 +23,8 @@ class ModuleLoader(InferenceBackendLoader):
         >>> backend = ModuleLoader("my_models.scorer:Scorer").load(verbose=True)
     """
 
+    loader_name = "module"
+
     def describe_source(self) -> str:
         return "from the installed modules"
 

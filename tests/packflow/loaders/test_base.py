@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
-from packflow.loaders import InferenceBackendLoader, LocalLoader
+from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader
 
 from .conftest import CONFIGURED_BACKEND, IDENTITY_BACKEND, ProjectFactory
 
@@ -156,3 +156,23 @@ def test_a_hyphenated_local_module_loads_from_the_project(make_project: ProjectF
     )
     backend = InferenceBackendLoader.from_project(project)
     assert backend([{"a": 1}]) == [{"a": 1}]
+
+
+def test_named_picks_the_loader_by_its_name_for_a_project_folder(
+    make_project: ProjectFactory,
+) -> None:
+    # A module name of its own: the module loader's import is shared through sys.modules.
+    project = make_project(files={"pf_named_probe.py": IDENTITY_BACKEND}, name="demo")
+    path = "pf_named_probe:Backend"
+    local = InferenceBackendLoader.named("local", path, base_dir=project)
+    assert isinstance(local, LocalLoader)
+    assert local.base_dir == project.resolve()
+    module = InferenceBackendLoader.named("module", path, base_dir=project)
+    assert isinstance(module, ModuleLoader)
+    assert module.load()([{"a": 1}]) == [{"a": 1}]  # the project folder is on sys.path
+
+
+def test_named_refuses_an_unknown_loader_listing_the_known_ones() -> None:
+    with pytest.raises(InferenceBackendLoadError, match="unknown loader 'remote'") as caught:
+        InferenceBackendLoader.named("remote", "inference:Backend")
+    assert "known loaders: local, module" in str(caught.value)
