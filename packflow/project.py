@@ -19,8 +19,8 @@ from packflow.loaders.config import (
     PackflowConfigError,
     apply_env_vars,
     describe_config_error,
-    validate_for_export,
 )
+from packflow.loaders.export_checks import validate_for_export
 
 if TYPE_CHECKING:
     from pathspec import GitIgnoreSpec

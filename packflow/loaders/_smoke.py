@@ -1,4 +1,4 @@
-"""Smoke test used by ``validate_for_export``: load and instantiate a project's backend."""
+"""The smoke test of ``validate_for_export``: load and instantiate a project's backend."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from packflow.logger import logger as _logger
 
+from .base import load_from_config
 from .config import PackflowConfig
 
 
@@ -20,8 +21,6 @@ def smoke_load(project_dir: Path, config: PackflowConfig) -> str | None:
     The project's ``env`` is applied for the duration of the test only, and anything the
     backend prints or logs meanwhile is discarded.
     """
-    from .base import load_from_config
-
     with _restored_environ(), _silenced():
         try:
             load_from_config(project_dir, config)
