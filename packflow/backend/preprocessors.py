@@ -288,7 +288,8 @@ class _DelimiterKeys:
         self._pattern = (
             None
             if '"' in delimiter or "\\" in delimiter
-            else re.compile(re.escape(delimiter.encode()) + rb'[^"\\]*":')
+            # possessive: a run of non-quotes never gives characters back (no backtracking)
+            else re.compile(re.escape(delimiter.encode()) + rb'[^"\\]*+":')
         )
 
     def none_in(self, records: Any) -> bool:
