@@ -27,12 +27,11 @@ from worker._kafka import (
     stop_bounded,
     topic_limits,
 )
-from worker.at_least_once import AtLeastOnce
 from worker.backpressure import InFlightBudget
 from worker.delivery import DeliveryStrategy, Settled
 from worker.errors import StartupError
-from worker.exactly_once import ExactlyOnce
 from worker.fetcher import Fetched, Fetcher
+from worker.guarantees import make_delivery
 from worker.handover import Handover, HandoverListener
 from worker.health import HealthServer
 from worker.lifecycle import Deadline, State, finish_task, started_fields
@@ -42,7 +41,6 @@ from worker.publisher import Publisher
 from worker.reporting import BatchReporter
 from worker.runner import BatchRunner, SupportsRun, ask_ready
 from worker.settings import WorkerSettings
-from worker.transactions import TransactionalPublisher
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 
@@ -257,7 +255,17 @@ class Worker:
             rebalancing=self._rebalancing,
             logger=self._log,
         )
-        self._delivery = delivery = self._make_delivery(consumer, output_partitions)
+        self._delivery = delivery = make_delivery(
+            s,
+            consumer,
+            self._publisher,
+            self._settled,
+            output_partitions=output_partitions,
+            backend=self.backend_name,
+            limits=self._limits,
+            on_committed=self._liveness.progressed,
+            logger=self._log,
+        )
         self._handover = Handover(
             self._fetcher,
             delivery,
@@ -280,27 +288,6 @@ class Worker:
         stack.push_async_callback(health.stop)
         self.health_port = health.port
         self._log.info("health_listening", health_port=self.health_port)
-
-    def _make_delivery(
-        self, consumer: AIOKafkaConsumer, output_partitions: int
-    ) -> DeliveryStrategy:
-        assert self._publisher is not None
-        if self.settings.delivery == "exactly-once":
-            transactions = TransactionalPublisher(
-                self.settings,
-                output_partitions=output_partitions,
-                backend=self.backend_name,
-                logger=self._log,
-                limits=self._limits,
-            )
-            return ExactlyOnce(transactions, self._settled)
-        return AtLeastOnce(
-            consumer,
-            self._publisher,
-            self._settled,
-            logger=self._log,
-            on_committed=self._liveness.progressed,
-        )
 
     async def _stop_tasks(self, deadline: Deadline) -> bool:
         """Stop fetching (the batch in flight finishes) and probing."""

@@ -1,0 +1,44 @@
+"""Choosing the delivery strategy: the one place that reads ``--delivery``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from worker._kafka import TopicLimits
+from worker.at_least_once import AtLeastOnce
+from worker.delivery import DeliveryStrategy, OnSettled
+from worker.exactly_once import ExactlyOnce
+from worker.publisher import Publisher
+from worker.settings import WorkerSettings
+from worker.transactions import TransactionalPublisher
+
+__all__ = ["make_delivery"]
+
+
+def make_delivery(
+    settings: WorkerSettings,
+    consumer: AIOKafkaConsumer,
+    publisher: Publisher,
+    on_settled: OnSettled,
+    *,
+    output_partitions: int,
+    backend: str,
+    limits: TopicLimits,
+    on_committed: Callable[[], None],
+    logger: Any,
+) -> DeliveryStrategy:
+    """The strategy ``settings.delivery`` names, publishing with ``publisher`` (at-least-once)
+    or with one transactional producer per partition (exactly-once)."""
+    if settings.delivery == "exactly-once":
+        transactions = TransactionalPublisher(
+            settings,
+            output_partitions=output_partitions,
+            backend=backend,
+            logger=logger,
+            limits=limits,
+        )
+        return ExactlyOnce(transactions, on_settled)
+    return AtLeastOnce(consumer, publisher, on_settled, logger=logger, on_committed=on_committed)
