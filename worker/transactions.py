@@ -1,25 +1,15 @@
-"""Exactly-once delivery: outputs, dead letters and offsets in one Kafka transaction.
+"""One fencing transactional producer per input partition; one transaction per share.
 
 aiokafka lacks KIP-447 (the consumer group generation in transactional offset commits), so
-zombie fencing relies on a stable ``transactional_id`` per input partition: each assigned
-partition gets its own transactional producer, ``packflow-<group>-<topic>-<partition>``.
-Starting it (``InitProducerId``) fences any earlier owner of the partition and completes or
-aborts its pending transaction; only then does the worker read the partition's committed
-offset (see :mod:`worker.handover` and :mod:`worker.fetcher`).
+zombie fencing relies on a stable ``transactional_id`` per input partition,
+``packflow-<group>-<topic>-<partition>``: starting its producer (``InitProducerId``) fences
+every earlier owner and completes or aborts its pending transaction.
 
-:meth:`TransactionalPublisher.publish` sends one partition's share of a batch (outputs with
-aiokafka's batch API, dead letters one by one: :meth:`Publisher.send_outputs`), adds the next
-offset to the transaction and commits it. A failed send or commit aborts the transaction and
-retries it whole, with backoff and with one ``send()`` per message (aiokafka may still group
-them into one batch); an output refused for good becomes a ``publish`` dead letter, a dead
-letter refused for good is sent without the original value. The topic limits read at
-start-up make the broker's refusals for size or a missing key rare: as in at-least-once
-delivery, such outputs become dead letters before any send (the pipeline's vetting), dead
-letters over the dead-letter topic's limit go without the original value, and the producers'
-batches stay under both topics' limits. A batch the broker still refuses as a whole
-turns all its outputs into dead letters here, unlike in at-least-once delivery.
-A fenced producer is fatal: another worker owns the partition and processes it again from
-the last committed transaction, so this one stops without committing.
+:meth:`TransactionalPublisher.publish` sends a partition's share of a batch, adds the next
+offset and commits. A failed send or commit aborts and retries the whole transaction with
+backoff and one ``send()`` per message; a message refused for good is replaced by its dead
+letter (an output) or sent without its value (a dead letter). A fenced producer is fatal:
+another worker owns the partition and processes it from the last committed transaction.
 """
 
 from __future__ import annotations
