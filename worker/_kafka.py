@@ -60,9 +60,12 @@ _MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooL
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: message``, without repeating the type when aiokafka's message already has it."""
+    """``Type: message``, without repeating the type when aiokafka's message already has it;
+    ``Type`` alone when there is no message (a bare ``TimeoutError``)."""
     text = str(exc)
     name = type(exc).__name__
+    if not text:
+        return name
     return text if text.startswith(name) else f"{name}: {text}"
 
 

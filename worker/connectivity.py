@@ -47,7 +47,7 @@ class BrokerWatch:
             self._unreachable_since = self.last_contact
             self._log.warning(
                 "kafka_unreachable",
-                error=describe(error) if str(error) else type(error).__name__,
+                error=describe(error),
                 last_contact_s_ago=round(self._clock() - self.last_contact, 1),
             )
 

@@ -6,6 +6,7 @@ import structlog
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
+from worker._kafka import describe
 from worker.connectivity import BrokerWatch
 
 
@@ -45,3 +46,8 @@ def test_quiet_for_counts_from_the_last_answer():
     watch.reached()
     assert watch.quiet_for() == 0.0
     assert watch.unreachable_for() is None
+
+
+def test_describe_names_the_type_alone_when_the_error_has_no_message():
+    assert describe(TimeoutError()) == "TimeoutError"
+    assert describe(KafkaConnectionError("refused")) == "KafkaConnectionError: refused"
