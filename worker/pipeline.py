@@ -71,12 +71,11 @@ class Message:
     output: bytes | None = None
     rows: int = 0
     letter: DeadLetter | None = None
-    _headers: list[tuple[str, bytes]] | None = None
+    tp: TopicPartition = field(init=False)  # the input partition
+    _headers: list[tuple[str, bytes]] | None = field(default=None, init=False, repr=False)
 
-    @property
-    def tp(self) -> TopicPartition:
-        """The input partition."""
-        return TopicPartition(self.record.topic, self.record.partition)
+    def __post_init__(self) -> None:
+        self.tp = TopicPartition(self.record.topic, self.record.partition)
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -99,11 +98,10 @@ class Batch:
     generation: int
     stats: BatchStats = field(default_factory=BatchStats)
     publish_started: float = 0.0  # perf_counter() when encoding began (publish_ms)
+    nbytes: int = field(init=False)  # key and value bytes of all messages (the budget's)
 
-    @property
-    def nbytes(self) -> int:
-        """Key and value bytes of all messages."""
-        return sum(m.nbytes for m in self.messages)
+    def __post_init__(self) -> None:
+        self.nbytes = sum(m.nbytes for m in self.messages)
 
 
 def decode_messages(messages: list[Message]) -> int:

@@ -42,7 +42,7 @@ from worker._backoff import Backoff
 from worker._kafka import UNLIMITED, TopicLimits, to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
-from worker.pipeline import Message, fit_dead_letter, output_headers, publish_letter
+from worker.pipeline import Message, fit_dead_letter, publish_letter
 
 __all__ = ["Delivery", "Publisher", "SharedBatch"]
 
@@ -150,12 +150,12 @@ class Publisher:
         self,
         topic: str,
         value: bytes,
-        record: ConsumerRecord[bytes, bytes],
+        message: Message,
         partition: int | None,
     ) -> asyncio.Future[Any]:
         try:
             future: asyncio.Future[Any] = await self._producer.send(
-                topic, value, key=record.key, partition=partition, headers=output_headers(record)
+                topic, value, key=message.record.key, partition=partition, headers=message.headers
             )
         except asyncio.CancelledError:
             raise
@@ -165,21 +165,20 @@ class Publisher:
 
     async def send_output(self, message: Message, epoch: int, value: bytes) -> Delivery:
         """Queue the output ``value`` of ``message``."""
-        record = message.record
-        future = await self._send(self._output_topic, value, record, self._output_partition(record))
+        partition = self._output_partition(message.record)
+        future = await self._send(self._output_topic, value, message, partition)
         return Delivery(message, epoch, future, value)
 
     async def send_dead_letter(self, message: Message, epoch: int, letter: DeadLetter) -> Delivery:
         """Queue the dead letter of ``message``, made to fit the topic (:func:`fit_dead_letter`)."""
-        record = message.record
         letter, value = fit_dead_letter(
             letter,
-            record.key,
-            output_headers(record),
+            message.record.key,
+            message.headers,
             self._limits.dlq_max_message_bytes,
             self._encode_letter,
         )
-        future = await self._send(self._dlq_topic, value, record, None)
+        future = await self._send(self._dlq_topic, value, message, None)
         return Delivery(message, epoch, future, value, letter)
 
     async def send_message(self, message: Message, epoch: int = 0) -> Delivery:
@@ -289,7 +288,7 @@ class Publisher:
             self._log_batch_failure(shared, error)
             self.batch_fallbacks += 1
             partition = self._output_partition(record)
-            delivery.future = await self._send(topic, delivery.value, record, partition)
+            delivery.future = await self._send(topic, delivery.value, delivery.message, partition)
             return delivery
         if replacement is not None and not delivery.is_dead_letter:
             return await self.send_dead_letter(delivery.message, delivery.epoch, replacement)
@@ -303,7 +302,7 @@ class Publisher:
         )
         await asyncio.sleep(delay)
         target = None if delivery.is_dead_letter else self._output_partition(record)
-        delivery.future = await self._send(topic, delivery.value, record, target)
+        delivery.future = await self._send(topic, delivery.value, delivery.message, target)
         return delivery
 
     def refused(
