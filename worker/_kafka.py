@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
@@ -31,6 +30,7 @@ from aiokafka.errors import (
 )
 
 from worker._backoff import Backoff
+from worker.clients import MAX_BATCH_BYTES, KafkaClients
 from worker.errors import KafkaUnanswered, PublishError, StartupError
 from worker.settings import WorkerSettings
 
@@ -43,17 +43,12 @@ __all__ = [
     "commit_offsets",
     "describe",
     "highwater",
-    "make_consumer",
-    "make_producer",
     "output_partition_count",
     "start_with_retry",
     "stop_bounded",
     "to_publish_error",
     "topic_limits",
 ]
-
-MAX_BATCH_BYTES = 256 * 1024
-"""The producer's ``max_batch_size``: the most bytes of one batch of one partition."""
 
 # A message-level refusal: sending the same message again cannot succeed.
 _MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
@@ -69,30 +64,6 @@ def describe(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}"
 
 
-def make_consumer(
-    settings: WorkerSettings, listener: ConsumerRebalanceListener
-) -> AIOKafkaConsumer:
-    """The input consumer: explicit commits only, bounded prefetch, subscribed with ``listener``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.group_id,
-        client_id=f"packflow-worker-{settings.worker_id}",
-        enable_auto_commit=False,
-        auto_offset_reset=settings.auto_offset_reset,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
-        rebalance_timeout_ms=settings.rebalance_timeout_ms,
-        fetch_max_bytes=settings.fetch_max_bytes,
-        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-        isolation_level=(
-            "read_committed" if settings.delivery == "exactly-once" else "read_uncommitted"
-        ),
-    )
-    consumer.subscribe([settings.input_topic], listener=listener)
-    return consumer
-
-
 @dataclass(frozen=True, slots=True)
 class TopicLimits:
     """What the broker accepts on the output and dead-letter topics, read at start-up.
@@ -100,12 +71,20 @@ class TopicLimits:
     ``*_max_message_bytes`` is the topic's effective ``max.message.bytes``: the most bytes of
     one record batch as the broker measures it (aiokafka's ``BatchBuilder.size()``).
     ``output_compacted`` is True when the output topic's ``cleanup.policy`` has ``compact``
-    (the broker then refuses records without a key).
+    (the broker then refuses records without a key). ``max_request_size`` is the producer's
+    own cap on one request (``--max-request-size``), so on one message too.
     """
 
     output_max_message_bytes: int
     dlq_max_message_bytes: int
     output_compacted: bool = False
+    max_request_size: int = 2**31 - 1
+
+    @property
+    def dead_letter_bytes(self) -> int:
+        """The most bytes of one dead letter as a record batch: under the topic's limit and,
+        with room for aiokafka's estimate (a few bytes over the exact size), the request's."""
+        return min(self.dlq_max_message_bytes, self.max_request_size - _REQUEST_ESTIMATE_MARGIN)
 
     @property
     def batch_bytes(self) -> int:
@@ -114,35 +93,21 @@ class TopicLimits:
         One producer sends outputs and dead letters (aiokafka groups ``send()`` calls into
         batches of up to this size), so it is under both topics' limits.
         """
-        return min(MAX_BATCH_BYTES, self.output_max_message_bytes, self.dlq_max_message_bytes)
+        return min(
+            MAX_BATCH_BYTES,
+            self.output_max_message_bytes,
+            self.dlq_max_message_bytes,
+            self.max_request_size,
+        )
 
+
+_REQUEST_ESTIMATE_MARGIN = 64
 
 UNLIMITED = TopicLimits(2**31 - 1, 2**31 - 1)
 """No topic limit: nothing is refused before sending (for publishers built without limits)."""
 
 _MAX_MESSAGE_BYTES = "max.message.bytes"
 _CLEANUP_POLICY = "cleanup.policy"
-
-
-def make_producer(
-    settings: WorkerSettings, *, max_batch_bytes: int = MAX_BATCH_BYTES, **overrides: Any
-) -> AIOKafkaProducer:
-    """The output producer: acks from all in-sync replicas, idempotent, small linger.
-
-    ``max_batch_bytes`` (at most :data:`MAX_BATCH_BYTES`) is its ``max_batch_size``: pass
-    :attr:`TopicLimits.batch_bytes` so that no batch exceeds the output topic's limit.
-    """
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "client_id": f"packflow-worker-{settings.worker_id}",
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": settings.linger_ms,
-        "max_batch_size": min(max_batch_bytes, MAX_BATCH_BYTES),
-        "max_request_size": 1024 * 1024,
-    }
-    options.update(overrides)
-    return AIOKafkaProducer(**options)
 
 
 async def start_with_retry(
@@ -207,22 +172,21 @@ async def check_topics(producer: AIOKafkaProducer, settings: WorkerSettings) -> 
     return output_partitions
 
 
-async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
+async def topic_limits(clients: KafkaClients, seconds: float) -> TopicLimits:
     """Read the output and dead-letter topics' limits with the admin client within ``seconds``.
 
     Connection failures are retried until then; any failure is a :class:`StartupError`
     naming the bootstrap address or the topic. So is a compacted dead-letter topic: it would
     lose dead letters.
     """
+    settings = clients.settings
     output, dlq = settings.output_topic, settings.dlq_topic
     bootstrap = settings.bootstrap_servers
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     backoff = Backoff(initial=0.2, maximum=2.0)
     while True:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id=f"packflow-worker-{settings.worker_id}"
-        )
+        admin = clients.admin()
         started = False
         try:
             await asyncio.wait_for(admin.start(), max(deadline - loop.time(), 0.1))
@@ -260,6 +224,7 @@ async def topic_limits(settings: WorkerSettings, seconds: float) -> TopicLimits:
         output_max_message_bytes=_int_config(configs, output, _MAX_MESSAGE_BYTES),
         dlq_max_message_bytes=_int_config(configs, dlq, _MAX_MESSAGE_BYTES),
         output_compacted="compact" in _config(configs, output, _CLEANUP_POLICY).split(","),
+        max_request_size=settings.max_request_size,
     )
 
 

@@ -21,13 +21,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from worker._kafka import (
     UNLIMITED,
     check_topics,
-    make_consumer,
-    make_producer,
     start_with_retry,
     stop_bounded,
     topic_limits,
 )
 from worker.backpressure import InFlightBudget
+from worker.clients import KafkaClients
 from worker.delivery import DeliveryStrategy, Settled
 from worker.errors import StartupError
 from worker.fetcher import Fetched, Fetcher
@@ -72,6 +71,7 @@ class Worker:
         self._failed = asyncio.Event()
         self._failure: BaseException | None = None
         self._limits = UNLIMITED
+        self._clients: KafkaClients | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._publisher: Publisher | None = None
         self._reporter: BatchReporter | None = None
@@ -212,8 +212,10 @@ class Worker:
         """Read the topics' limits, start the producer; returns the output partition count."""
         s = self.settings
         timeout = s.startup_timeout_seconds
-        self._limits = limits = await topic_limits(s, timeout)
-        producer = make_producer(s, max_batch_bytes=limits.batch_bytes)
+        self._clients = clients = KafkaClients(s, on_token_refresh=self._token_refreshed)
+        await clients.authenticate()
+        self._limits = limits = await topic_limits(clients, timeout)
+        producer = clients.producer(max_batch_bytes=limits.batch_bytes)
         await start_with_retry(producer, s.bootstrap_servers, timeout)
         self._closing(stack, lambda d: stop_bounded(producer, d.remaining()))
         output_partitions = await check_topics(producer, s)
@@ -234,10 +236,11 @@ class Worker:
         """The consumer and what works with it: fetcher, delivery, hand-over, reporter."""
         s = self.settings
         assert self._publisher is not None
+        assert self._clients is not None
         listener = HandoverListener(
             lambda p: self._on_revoked(p), lambda p: self._on_assigned(p), self._fail
         )
-        self._consumer = consumer = make_consumer(s, listener)
+        self._consumer = consumer = self._clients.consumer(listener)
         self._reporter = BatchReporter(
             consumer,
             self._publisher,
@@ -256,7 +259,7 @@ class Worker:
             logger=self._log,
         )
         self._delivery = delivery = make_delivery(
-            s,
+            self._clients,
             consumer,
             self._publisher,
             self._settled,
@@ -374,6 +377,9 @@ class Worker:
         if self._state is State.REBALANCING:
             self._state = State.RUNNING
         self._liveness.restart()
+
+    def _token_refreshed(self, lifetime: float) -> None:
+        self._log.info("oauth_token_refreshed", expires_in_seconds=round(lifetime, 1))
 
     # -- health -------------------------------------------------------------------------------
 

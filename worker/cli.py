@@ -27,6 +27,27 @@ EXIT_STARTUP_FAILURE = 2
 
 _HELP = {
     "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port].",
+    "security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    "ssl_cafile": "PEM file of the CA(s) that signed the brokers' certificates.",
+    "ssl_certfile": "PEM client certificate (mTLS); may hold the key too.",
+    "ssl_keyfile": "PEM private key of --ssl-certfile.",
+    "ssl_key_password": "Password of an encrypted --ssl-keyfile.",
+    "ssl_key_password_file": "File holding --ssl-key-password.",
+    "ssl_check_hostname": "Check that the broker's certificate names its host (true/false).",
+    "sasl_mechanism": "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.",
+    "sasl_username": "SASL user (PLAIN, SCRAM).",
+    "sasl_password": "SASL password (PLAIN, SCRAM); prefer --sasl-password-file.",
+    "sasl_password_file": "File holding --sasl-password.",
+    "sasl_oauth_token_endpoint_url": "OAUTHBEARER: OIDC token endpoint (client credentials).",
+    "sasl_oauth_client_id": "OAUTHBEARER: OAuth client id.",
+    "sasl_oauth_client_secret": "OAUTHBEARER: client secret; prefer the _FILE variant.",
+    "sasl_oauth_client_secret_file": "File holding --sasl-oauth-client-secret.",
+    "sasl_oauth_scope": "OAUTHBEARER: scope to ask the token for.",
+    "group_instance_id": "Static group membership id (e.g. the pod name): no rebalance on restart.",
+    "compression_type": "Producer compression: gzip, snappy, lz4 or zstd.",
+    "max_request_size": "Most bytes of one produce request (so of one message).",
+    "kafka_options": "Client option KEY=VALUE without a flag; consumer.KEY / producer.KEY for one "
+    "side; repeatable. [env: PACKFLOW_KAFKA_OPTIONS as a JSON object]",
     "input_topic": "Topic to consume JSON records from (required).",
     "output_topic": "Topic for one output message per input message (required).",
     "dlq_topic": "Dead-letter topic (required).",
@@ -51,9 +72,15 @@ _HELP = {
 }
 
 
+_REPEATABLE = {"kafka_options"}
+
+
 def _options(func: Any) -> Any:
     for name in reversed(list(WorkerSettings.model_fields)):
         help_text = _HELP.get(name, "Kafka client tuning.")
+        if name in _REPEATABLE:
+            func = click.option(flag_name(name), name, multiple=True, help=help_text)(func)
+            continue
         env = env_name(name)
         func = click.option(
             flag_name(name), name, type=str, default=None, help=f"{help_text} [env: {env}]"
@@ -68,9 +95,9 @@ def _fail(message: str) -> None:
 
 @click.command(name="packflow-worker", context_settings={"help_option_names": ["-h", "--help"]})
 @_options
-def _command(**options: str | None) -> None:
+def _command(**options: Any) -> None:
     """Run a packflow InferenceBackend as a Kafka streaming worker."""
-    flags = {name: value for name, value in options.items() if value is not None}
+    flags = {name: value for name, value in options.items() if value is not None and value != ()}
     try:
         settings = load_settings(**flags)
     except SettingsError as exc:

@@ -9,17 +9,17 @@ from aiokafka import AIOKafkaConsumer
 
 from worker._kafka import TopicLimits
 from worker.at_least_once import AtLeastOnce
+from worker.clients import KafkaClients
 from worker.delivery import DeliveryStrategy, OnSettled
 from worker.exactly_once import ExactlyOnce
 from worker.publisher import Publisher
-from worker.settings import WorkerSettings
 from worker.transactions import TransactionalPublisher
 
 __all__ = ["make_delivery"]
 
 
 def make_delivery(
-    settings: WorkerSettings,
+    clients: KafkaClients,
     consumer: AIOKafkaConsumer,
     publisher: Publisher,
     on_settled: OnSettled,
@@ -30,11 +30,11 @@ def make_delivery(
     on_committed: Callable[[], None],
     logger: Any,
 ) -> DeliveryStrategy:
-    """The strategy ``settings.delivery`` names, publishing with ``publisher`` (at-least-once)
-    or with one transactional producer per partition (exactly-once)."""
-    if settings.delivery == "exactly-once":
+    """The strategy ``--delivery`` names, publishing with ``publisher`` (at-least-once) or with
+    one transactional producer per partition, built by ``clients`` (exactly-once)."""
+    if clients.settings.delivery == "exactly-once":
         transactions = TransactionalPublisher(
-            settings,
+            clients,
             output_partitions=output_partitions,
             backend=backend,
             logger=logger,

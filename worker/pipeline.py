@@ -221,6 +221,13 @@ def refusal_letter(
             f"over max.message.bytes {limit:,} of topic {topic!r}"
         )
         return DeadLetter.of(record, "MessageSizeTooLargeError", message, "publish")
+    request = int(DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, value, headers))
+    if request > limits.max_request_size:
+        message = (
+            f"output of {locate(record)} is {request:,} bytes as a request, over "
+            f"--max-request-size {limits.max_request_size:,}"
+        )
+        return DeadLetter.of(record, "MessageSizeTooLargeError", message, "publish")
     return None
 
 

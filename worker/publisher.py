@@ -175,7 +175,7 @@ class Publisher:
             letter,
             message.record.key,
             message.headers,
-            self._limits.dlq_max_message_bytes,
+            self._limits.dead_letter_bytes,
             self._encode_letter,
         )
         future = await self._send(self._dlq_topic, value, message, None)

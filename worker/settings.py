@@ -15,15 +15,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from packflow.loaders.utils import inference_backend_parts
+from worker._setting_names import ENV_PREFIX, describe_setting, env_name, flag_name
+from worker.connection_settings import SECRET_FIELDS, ConnectionSettings
 from worker.errors import SettingsError
 
 __all__ = ["ENV_PREFIX", "WorkerSettings", "env_name", "flag_name", "load_settings"]
-
-ENV_PREFIX = "PACKFLOW_"
 
 Delivery = Literal["at-least-once", "exactly-once"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -33,22 +33,14 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(ConnectionSettings):
     """Validated, immutable configuration of one worker process.
 
-    The first block is the documented contract (README "Running the worker"); the Kafka tuning
-    block below it has sensible defaults and is mostly useful in tests and benchmarks.
+    The connection settings (:class:`~worker.connection_settings.ConnectionSettings`) come
+    first, then the documented contract (README "Running the worker"); the Kafka tuning block
+    below it has sensible defaults and is mostly useful in tests and benchmarks.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        frozen=True,
-        extra="ignore",
-        case_sensitive=False,
-        validate_default=True,
-    )
-
-    bootstrap_servers: str = "localhost:9092"
     input_topic: str
     output_topic: str
     dlq_topic: str
@@ -119,7 +111,7 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"{str(value)!r} is not a directory")
         return value
 
-    @field_validator("input_topic", "output_topic", "dlq_topic", "bootstrap_servers", "group_id")
+    @field_validator("input_topic", "output_topic", "dlq_topic", "group_id")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
@@ -142,20 +134,6 @@ class WorkerSettings(BaseSettings):
         return self.backend or "inference:Backend"
 
 
-def flag_name(field: str) -> str:
-    """The command-line flag of a settings field: ``max_batch_size`` -> ``--max-batch-size``."""
-    return "--" + field.replace("_", "-")
-
-
-def env_name(field: str) -> str:
-    """The environment variable of a settings field: ``delivery`` -> ``PACKFLOW_DELIVERY``."""
-    return f"{ENV_PREFIX}{field.upper()}"
-
-
-def _describe(field: str) -> str:
-    return f"{flag_name(field)} / {env_name(field)}"
-
-
 def load_settings(**flags: Any) -> WorkerSettings:
     """Build the settings from ``flags`` (given options only) and the environment.
 
@@ -171,9 +149,12 @@ def load_settings(**flags: Any) -> WorkerSettings:
             raise SettingsError(f"invalid settings: {message}") from None
         field = loc[0]
         if error["type"] == "missing":
-            raise SettingsError(f"missing setting {_describe(field)}") from None
+            raise SettingsError(f"missing setting {describe_setting(field)}") from None
         value = error.get("input")
-        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
-        raise SettingsError(f"invalid setting {_describe(field)}: {message}{shown}") from None
+        plain = isinstance(value, str | int | float) and field not in SECRET_FIELDS
+        shown = f" (got {value!r})" if plain else ""
+        raise SettingsError(
+            f"invalid setting {describe_setting(field)}: {message}{shown}"
+        ) from None
     except _PydanticSettingsError as exc:
         raise SettingsError(f"invalid settings: {exc}") from None

@@ -27,13 +27,12 @@ from worker._kafka import (
     UNLIMITED,
     TopicLimits,
     describe,
-    make_producer,
     stop_bounded,
 )
+from worker.clients import KafkaClients
 from worker.errors import KafkaFatalError
 from worker.pipeline import Message
 from worker.publisher import Publisher
-from worker.settings import WorkerSettings
 
 __all__ = ["TransactionalPublisher", "transactional_id"]
 
@@ -60,14 +59,15 @@ class TransactionalPublisher:
 
     def __init__(
         self,
-        settings: WorkerSettings,
+        clients: KafkaClients,
         *,
         output_partitions: int,
         backend: str,
         logger: Any,
         limits: TopicLimits = UNLIMITED,
     ) -> None:
-        self._settings = settings
+        self._clients = clients
+        self._settings = clients.settings
         self._limits = limits
         self._output_partitions = output_partitions
         self._backend = backend
@@ -91,8 +91,7 @@ class TransactionalPublisher:
         )
 
     async def _start(self, tp: TopicPartition) -> None:
-        producer = make_producer(
-            self._settings,
+        producer = self._clients.producer(
             max_batch_bytes=self._limits.batch_bytes,
             transactional_id=transactional_id(self._settings.group_id, tp),
         )

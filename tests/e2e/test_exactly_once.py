@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from worker.app import Worker
+from worker.clients import KafkaClients
 from worker.pipeline import Message
 from worker.transactions import TransactionalPublisher
 
@@ -105,8 +106,12 @@ async def test_a_new_owner_fences_the_old_producer_and_aborts_its_open_transacti
     settings = worker_settings(**names, delivery="exactly-once")
     tp = TopicPartition(names["input_topic"], 0)
     log = structlog.get_logger("test")
-    zombie = TransactionalPublisher(settings, output_partitions=1, backend="B", logger=log)
-    owner = TransactionalPublisher(settings, output_partitions=1, backend="B", logger=log)
+    zombie = TransactionalPublisher(
+        KafkaClients(settings), output_partitions=1, backend="B", logger=log
+    )
+    owner = TransactionalPublisher(
+        KafkaClients(settings), output_partitions=1, backend="B", logger=log
+    )
     try:
         await zombie.assign({tp})
         stale = zombie._producers[tp]
@@ -141,7 +146,10 @@ async def test_a_worker_fenced_during_a_rebalance_exits_1_without_waiting_out_th
     worker = Worker(settings, backend)
     task = asyncio.create_task(worker.run())
     thief = TransactionalPublisher(
-        settings, output_partitions=1, backend="B", logger=structlog.get_logger("test")
+        KafkaClients(settings),
+        output_partitions=1,
+        backend="B",
+        logger=structlog.get_logger("test"),
     )
     try:
         await asyncio.wait_for(worker.started.wait(), 60)

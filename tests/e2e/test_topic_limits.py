@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.conftest import Poison, committed, consume, produce, running_worker, wait_for
 from worker._kafka import topic_limits
+from worker.clients import KafkaClients
 from worker.errors import StartupError
 from worker.pipeline import SOURCE_HEADER, one_message_batch_bytes
 
@@ -157,19 +158,19 @@ async def test_the_limits_are_read_at_start_up_and_a_missing_topic_is_a_startup_
 ):
     config = {"max.message.bytes": str(LIMIT), "cleanup.policy": "compact,delete"}
     names = await topics(output_config=config)
-    limits = await topic_limits(worker_settings(**names), 10)
+    limits = await topic_limits(KafkaClients(worker_settings(**names)), 10)
     assert (limits.output_max_message_bytes, limits.output_compacted) == (LIMIT, True)
     assert limits.dlq_max_message_bytes > 1_000_000  # the broker's default
     assert limits.batch_bytes == LIMIT
     missing = dict(names, output_topic="no-such-topic-for-limits")
     with pytest.raises(StartupError) as caught:
-        await topic_limits(worker_settings(**missing), 5)
+        await topic_limits(KafkaClients(worker_settings(**missing)), 5)
     assert str(caught.value).startswith(
         "topic 'no-such-topic-for-limits' is not available: UnknownTopicOrPartitionError"
     )
     compacted_dlq = await topics(dlq_config={"cleanup.policy": "compact"})
     with pytest.raises(StartupError) as caught:
-        await topic_limits(worker_settings(**compacted_dlq), 10)
+        await topic_limits(KafkaClients(worker_settings(**compacted_dlq)), 10)
     assert str(caught.value) == (
         f"dead-letter topic {compacted_dlq['dlq_topic']!r} is compacted (cleanup.policy "
         "'compact'): compaction would drop dead letters that share a key, and the broker "

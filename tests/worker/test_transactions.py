@@ -14,6 +14,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from tests.worker.test_publisher import ScriptedProducer, output, record
 from worker._kafka import TopicLimits
+from worker.clients import KafkaClients
 from worker.pipeline import vet_outputs
 from worker.settings import WorkerSettings
 from worker.transactions import TransactionalPublisher
@@ -40,7 +41,10 @@ async def test_a_refused_batch_in_a_transaction_is_retried_with_one_send_per_mes
     producer = TransactionalProducer(None, refused, None, batch_outcomes=(refused,))
     settings = WorkerSettings(input_topic="in", output_topic="out", dlq_topic="dlq", backend="m:B")
     txn = TransactionalPublisher(
-        settings, output_partitions=1, backend="B", logger=structlog.get_logger("test")
+        KafkaClients(settings),
+        output_partitions=1,
+        backend="B",
+        logger=structlog.get_logger("test"),
     )
     tp = TopicPartition("in", 0)
     txn._producers[tp] = producer  # type: ignore[assignment]
@@ -74,7 +78,7 @@ async def test_an_output_over_the_limit_is_a_dead_letter_in_the_first_transactio
     producer = TransactionalProducer()
     settings = WorkerSettings(input_topic="in", output_topic="out", dlq_topic="dlq", backend="m:B")
     txn = TransactionalPublisher(
-        settings,
+        KafkaClients(settings),
         output_partitions=1,
         backend="B",
         logger=structlog.get_logger("test"),
