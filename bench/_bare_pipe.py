@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import signal
 
-from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS, connect
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker.pipeline import SOURCE_HEADER
@@ -23,13 +23,13 @@ async def pipe(args: argparse.Namespace) -> int:
     """Forward ``args.count`` records from the input to the output topic."""
     consumer = AIOKafkaConsumer(
         args.input_topic,
-        bootstrap_servers=args.bootstrap,
+        **connect(args.bootstrap),
         group_id=args.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **CONSUMER_OPTIONS,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, **PRODUCER_OPTIONS)
+    producer = AIOKafkaProducer(**connect(args.bootstrap), **PRODUCER_OPTIONS)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await consumer.start()

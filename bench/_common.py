@@ -25,6 +25,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from worker.clients import connection_options
+from worker.connection_settings import ConnectionSettings
 from worker.pipeline import source_of
 
 BENCH = Path(__file__).resolve().parent
@@ -43,6 +45,12 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "fetch_max_bytes": 8 * 1024 * 1024,
     "max_partition_fetch_bytes": 1024 * 1024,
 }
+
+
+def connect(bootstrap: str) -> dict[str, Any]:
+    """aiokafka connection arguments for ``bootstrap``: the security settings come from the
+    same ``PACKFLOW_*`` variables the worker reads (``PACKFLOW_SECURITY_PROTOCOL``...)."""
+    return connection_options(ConnectionSettings(bootstrap_servers=bootstrap))
 
 
 def log(text: str) -> None:
@@ -84,7 +92,7 @@ async def create_topic(
 ) -> None:
     """Create ``name``; output topics use broker-side (LogAppendTime) timestamps."""
     configs = {"message.timestamp.type": "LogAppendTime"} if log_append_time else {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**connect(bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -97,7 +105,7 @@ async def create_topic(
 
 async def delete_topics(bootstrap: str, names: list[str]) -> None:
     """Delete bench topics so that a reused broker's disk does not fill (best effort)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**connect(bootstrap))
     with contextlib.suppress(Exception):
         try:
             await asyncio.wait_for(admin.start(), 10)
@@ -125,7 +133,7 @@ async def produce_records(
 ) -> float:
     """Produce ``count`` records as fast as the client goes; return the seconds it took."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=512 * 1024
+        **connect(bootstrap), acks=1, linger_ms=20, max_batch_size=512 * 1024
     )
     await producer.start()
     t0 = time.perf_counter()
@@ -155,7 +163,7 @@ async def produce_at_rate(
     pool = [make_record(i, record_bytes) for i in range(1024)]
     keys = [str(i).encode() for i in range(1024)]
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=1, max_batch_size=256 * 1024
+        **connect(bootstrap), acks=1, linger_ms=1, max_batch_size=256 * 1024
     )
     await producer.start()
     try:
@@ -196,7 +204,7 @@ async def wait_for_messages(
     ``alive`` (a callable returning bool) stops the wait early when the process under test
     has died. Raises ``TimeoutError`` past ``deadline_s`` seconds.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**connect(bootstrap))
     await consumer.start()
     try:
         deadline = time.monotonic() + deadline_s
@@ -224,9 +232,7 @@ class TopicDump:
 
 async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every message currently in ``topic``, partition by partition as fetched."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **CONSUMER_OPTIONS
-    )
+    consumer = AIOKafkaConsumer(**connect(bootstrap), enable_auto_commit=False, **CONSUMER_OPTIONS)
     await consumer.start()
     try:
         tps = partitions(topic)

@@ -19,22 +19,27 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     CommitFailedError,
+    GroupAuthorizationFailedError,
     InvalidTopicError,
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     RecordTooLargeError,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
     for_code,
 )
+from aiokafka.structs import ConsumerRecord
 
 from worker._backoff import Backoff
 from worker.clients import MAX_BATCH_BYTES, KafkaClients
-from worker.errors import KafkaUnanswered, PublishError, StartupError
+from worker.errors import AuthorizationError, KafkaUnanswered, PublishError, StartupError
 from worker.settings import WorkerSettings
 
 __all__ = [
+    "AUTHORIZATION_ERRORS",
     "MAX_BATCH_BYTES",
     "UNLIMITED",
     "TopicLimits",
@@ -42,7 +47,9 @@ __all__ = [
     "check_topics",
     "commit_offsets",
     "describe",
+    "getmany",
     "highwater",
+    "not_authorized",
     "output_partition_count",
     "start_with_retry",
     "stop_bounded",
@@ -52,6 +59,24 @@ __all__ = [
 
 # A message-level refusal: sending the same message again cannot succeed.
 _MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+AUTHORIZATION_ERRORS = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+"""aiokafka's errors for a missing ACL."""
+
+
+def not_authorized(exc: BaseException, operation: str, resource: str) -> AuthorizationError:
+    """The :class:`AuthorizationError` for ``exc``: ``operation`` (an ACL operation such as
+    ``Write``) refused on ``resource`` (``topic 'out'``)."""
+    return AuthorizationError(
+        f"not authorized: {operation} on {resource} was refused by the broker "
+        f"({type(exc).__name__}); grant the worker's principal {operation} on it"
+    )
 
 
 def describe(exc: BaseException) -> str:
@@ -238,6 +263,9 @@ async def _describe_topics(
         for code, message, _type, name, entries in [r[:5] for r in response.resources]:
             if code != 0:
                 error = for_code(code)
+                if issubclass(error, AUTHORIZATION_ERRORS):
+                    refusal = not_authorized(error(), "DescribeConfigs", f"topic {name!r}")
+                    raise StartupError(str(refusal))
                 raise StartupError(
                     f"topic {name!r} is not available: {error.__name__}"
                     + (f": {message}" if message else "")
@@ -273,7 +301,7 @@ def to_publish_error(exc: BaseException, topic: str) -> PublishError:
             f"broker refused the message for {topic!r}: {type(exc).__name__}: {exc}",
             retriable=False,
         )
-    if isinstance(exc, InvalidTopicError | TopicAuthorizationFailedError):
+    if isinstance(exc, InvalidTopicError):
         return PublishError(
             f"cannot publish to {topic!r}: {type(exc).__name__}: {exc}", retriable=True
         )
@@ -288,20 +316,49 @@ _T = TypeVar("_T")
 async def ask(request: Awaitable[_T], seconds: float, what: str) -> _T:
     """Await a Kafka request for at most ``seconds``.
 
-    Raises :class:`KafkaUnanswered` naming ``what`` when it fails or times out.
+    Raises :class:`KafkaUnanswered` naming ``what`` when it fails or times out, and
+    :class:`AuthorizationError` when an ACL is missing.
     """
     try:
         return await asyncio.wait_for(request, seconds)
     except TimeoutError as exc:
         raise KafkaUnanswered(f"{what}: no answer within {seconds:g}s") from exc
+    except AUTHORIZATION_ERRORS as exc:
+        raise AuthorizationError(
+            f"not authorized: {what} was refused by the broker ({type(exc).__name__})"
+        ) from exc
     except (KafkaError, AssertionError) as exc:
         raise KafkaUnanswered(f"{what}: {describe(exc)}") from exc
 
 
+async def getmany(
+    consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int, *, topic: str, group: str
+) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """``consumer.getmany``; a missing ACL on ``topic`` or ``group`` is an
+    :class:`AuthorizationError`."""
+    try:
+        data: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
+            timeout_ms=timeout_ms, max_records=max_records
+        )
+        return data
+    except TopicAuthorizationFailedError as exc:
+        raise not_authorized(exc, "Read", f"topic {topic!r}") from exc
+    except GroupAuthorizationFailedError as exc:
+        raise not_authorized(exc, "Read", f"consumer group {group!r}") from exc
+
+
 async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> str:
-    """Commit ``offsets``; returns "" on success, else why it failed (retried by the caller)."""
+    """Commit ``offsets``; returns "" on success, else why it failed (retried by the caller).
+
+    Raises :class:`AuthorizationError` when an ACL is missing: retrying cannot help.
+    """
     try:
         await consumer.commit(offsets)
+    except GroupAuthorizationFailedError as exc:
+        raise not_authorized(exc, "Read", f"consumer group {consumer._group_id!r}") from exc
+    except TopicAuthorizationFailedError as exc:
+        topics = sorted({tp.topic for tp in offsets})
+        raise not_authorized(exc, "Read", f"topic {topics[0]!r}") from exc
     except CommitFailedError as exc:
         return f"{exc} (group rebalanced)"
     except KafkaError as exc:

@@ -28,7 +28,7 @@ from worker._kafka import (
 from worker.backpressure import InFlightBudget
 from worker.clients import KafkaClients
 from worker.delivery import DeliveryStrategy, Settled
-from worker.errors import StartupError
+from worker.errors import AuthorizationError, StartupError
 from worker.fetcher import Fetched, Fetcher
 from worker.guarantees import make_delivery
 from worker.handover import Handover, HandoverListener
@@ -36,6 +36,7 @@ from worker.health import HealthServer
 from worker.lifecycle import Deadline, State, finish_task, started_fields
 from worker.liveness import Liveness
 from worker.pipeline import Batch, new_batch, run_stages
+from worker.preflight import check_connection
 from worker.publisher import Publisher
 from worker.reporting import BatchReporter
 from worker.runner import BatchRunner, SupportsRun, ask_ready
@@ -142,7 +143,11 @@ class Worker:
         self.request_stop()
 
     async def run(self) -> int:
-        """Start, run until stopped, shut down; returns the process exit code."""
+        """Start, run until stopped, shut down; returns the process exit code.
+
+        Raises :class:`StartupError` when start-up fails, including a missing ACL found
+        before the first batch settled.
+        """
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
@@ -161,6 +166,9 @@ class Worker:
                 commits=getattr(self._delivery, "commits", None),
                 error=None if self._failure is None else str(self._failure),
             )
+        if isinstance(self._failure, AuthorizationError) and self.batches == 0:
+            # Refused before any batch settled: a missing ACL, reported as a start-up failure.
+            raise StartupError(str(self._failure))
         if self._failure is not None or not self._clean:
             return EXIT_FAILURE
         return EXIT_OK
@@ -213,7 +221,7 @@ class Worker:
         s = self.settings
         timeout = s.startup_timeout_seconds
         self._clients = clients = KafkaClients(s, on_token_refresh=self._token_refreshed)
-        await clients.authenticate()
+        await check_connection(s, clients.connection, timeout)
         self._limits = limits = await topic_limits(clients, timeout)
         producer = clients.producer(max_batch_bytes=limits.batch_bytes)
         await start_with_retry(producer, s.bootstrap_servers, timeout)
@@ -229,6 +237,7 @@ class Worker:
             backend=self.backend_name,
             logger=self._log,
             limits=limits,
+            on_fatal=self._fail,
         )
         return output_partitions
 
@@ -267,6 +276,7 @@ class Worker:
             backend=self.backend_name,
             limits=self._limits,
             on_committed=self._liveness.progressed,
+            on_fatal=self._fail,
             logger=self._log,
         )
         self._handover = Handover(
@@ -311,7 +321,8 @@ class Worker:
         if self._failure is None:
             self._failure = exc
         self._failed.set()
-        self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        trace = None if isinstance(exc, AuthorizationError) else exc  # the message says it all
+        self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=trace)
         self.request_stop()
 
     # -- fetch --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -44,11 +44,13 @@ class AtLeastOnce:
         *,
         logger: Any,
         on_committed: Callable[[], None] = lambda: None,
+        on_fatal: Callable[[BaseException], None] = lambda _exc: None,
     ) -> None:
         self._consumer = consumer
         self._publisher = publisher
         self._on_settled = on_settled
         self._on_committed = on_committed
+        self._on_fatal = on_fatal
         self._log = logger
         self._tracker = OffsetTracker()
         self._queue: asyncio.Queue[tuple[Batch, list[Delivery]] | None] = asyncio.Queue()
@@ -61,8 +63,19 @@ class AtLeastOnce:
 
     async def start(self) -> None:
         """Start the acknowledgement and commit tasks."""
-        self._ack_task = asyncio.create_task(self._ack_loop(), name="pf-ack")
-        self._commit_task = asyncio.create_task(self._commit_loop(), name="pf-commit")
+        self._ack_task = asyncio.create_task(self._reporting(self._ack_loop()), name="pf-ack")
+        self._commit_task = asyncio.create_task(
+            self._reporting(self._commit_loop()), name="pf-commit"
+        )
+
+    async def _reporting(self, loop: Coroutine[Any, Any, None]) -> None:
+        """Run a background loop; an error that ends it stops the worker (``on_fatal``)."""
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._on_fatal(exc)
 
     async def publish(self, batch: Batch, owned: Callable[[], bool]) -> None:
         """Register the batch's offsets (if its assignment is current) and queue its outcomes."""

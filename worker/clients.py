@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.connection_settings import ConnectionSettings
 from worker.errors import StartupError
-from worker.oauth import OAuthTokenError, OidcTokenProvider
+from worker.oauth import OidcTokenProvider
 from worker.settings import WorkerSettings
 
 __all__ = ["MAX_BATCH_BYTES", "KafkaClients", "connection_options"]
@@ -121,23 +121,15 @@ class KafkaClients:
         self._client_id = f"packflow-worker-{settings.worker_id}"
 
     @property
+    def connection(self) -> dict[str, Any]:
+        """The connection arguments every client gets (:func:`connection_options`)."""
+        return self._connection
+
+    @property
     def token_provider(self) -> OidcTokenProvider | None:
         """The OAUTHBEARER token provider every client shares, if any."""
         provider = self._connection.get("sasl_oauth_token_provider")
         return provider if isinstance(provider, OidcTokenProvider) else None
-
-    async def authenticate(self) -> None:
-        """Get the first OAUTHBEARER token now, so that a refusal fails start-up at once.
-
-        Raises :class:`StartupError` naming the token endpoint and the client id.
-        """
-        provider = self.token_provider
-        if provider is None:
-            return
-        try:
-            await provider.token()
-        except OAuthTokenError as exc:
-            raise StartupError(f"OAUTHBEARER authentication failed: {exc}") from None
 
     def consumer(self, listener: ConsumerRebalanceListener) -> AIOKafkaConsumer:
         """The input consumer: explicit commits only, bounded prefetch, subscribed."""

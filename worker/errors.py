@@ -13,6 +13,7 @@ Every exception derives from :class:`WorkerError`, itself a
     ├── OutputEncodeError an output value cannot be serialized to JSON
     ├── PublishError      the broker refused or failed a message (``retriable`` flag)
     └── KafkaFatalError   the Kafka client hit an error the worker cannot recover from
+        └── AuthorizationError  an ACL is missing: names the operation and the resource
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from packflow.exceptions import PackflowError
 
 __all__ = [
+    "AuthorizationError",
     "DecodeError",
     "InvalidJsonError",
     "KafkaFatalError",
@@ -75,6 +77,15 @@ class PublishError(WorkerError):
 
 class KafkaFatalError(WorkerError):
     """The Kafka client failed in a way the worker cannot recover from."""
+
+
+class AuthorizationError(KafkaFatalError):
+    """The broker refused an operation for lack of an ACL.
+
+    The message names the operation and the resource (``Write on topic 'out'``). Before the
+    worker has settled a batch this is a start-up failure (exit code 2); later it stops the
+    worker after committing what was published (exit code 1).
+    """
 
 
 class KafkaUnanswered(WorkerError):

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from worker._kafka import ask
+from worker._kafka import ask, getmany
 from worker.backpressure import InFlightBudget
 from worker.errors import KafkaUnanswered
 from worker.liveness import KAFKA_REQUEST_TIMEOUT, Liveness
@@ -93,9 +93,12 @@ class Fetcher:
         generation = self._generation
         self.in_getmany = True
         try:
-            data = await self._consumer.getmany(
-                timeout_ms=self._settings.max_batch_wait_ms,
-                max_records=min(self._settings.max_batch_size, room),
+            data = await getmany(
+                self._consumer,
+                self._settings.max_batch_wait_ms,
+                min(self._settings.max_batch_size, room),
+                topic=self._settings.input_topic,
+                group=self._settings.group_id,
             )
         finally:
             self.in_getmany = False

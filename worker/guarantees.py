@@ -28,6 +28,7 @@ def make_delivery(
     backend: str,
     limits: TopicLimits,
     on_committed: Callable[[], None],
+    on_fatal: Callable[[BaseException], None],
     logger: Any,
 ) -> DeliveryStrategy:
     """The strategy ``--delivery`` names, publishing with ``publisher`` (at-least-once) or with
@@ -41,4 +42,11 @@ def make_delivery(
             limits=limits,
         )
         return ExactlyOnce(transactions, on_settled)
-    return AtLeastOnce(consumer, publisher, on_settled, logger=logger, on_committed=on_committed)
+    return AtLeastOnce(
+        consumer,
+        publisher,
+        on_settled,
+        logger=logger,
+        on_committed=on_committed,
+        on_fatal=on_fatal,
+    )

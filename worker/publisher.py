@@ -31,15 +31,16 @@ input partition map to one output partition, so per-key and per-input-partition 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.structs import ConsumerRecord
 
 from worker._backoff import Backoff
-from worker._kafka import UNLIMITED, TopicLimits, to_publish_error
+from worker._kafka import UNLIMITED, TopicLimits, not_authorized, to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
 from worker.pipeline import Message, fit_dead_letter, publish_letter
@@ -130,8 +131,10 @@ class Publisher:
         logger: Any,
         limits: TopicLimits = UNLIMITED,
         max_batch_bytes: int | None = None,
+        on_fatal: Callable[[BaseException], None] = lambda _exc: None,
     ) -> None:
         self._producer = producer
+        self._on_fatal = on_fatal
         self._limits = limits
         self._max_batch_bytes = limits.batch_bytes if max_batch_bytes is None else max_batch_bytes
         self._output_topic = output_topic
@@ -313,8 +316,12 @@ class Publisher:
         Returns the error and, when the broker refused the message for good, the dead letter
         to send instead: for an output its ``publish`` dead letter (:func:`publish_letter`),
         for a dead letter ``letter`` without the original value. None when it is retriable.
+        Raises :class:`~worker.errors.AuthorizationError` when the worker may not write there.
         """
-        error = to_publish_error(exc, self._output_topic if letter is None else self._dlq_topic)
+        topic = self._output_topic if letter is None else self._dlq_topic
+        if isinstance(exc, TopicAuthorizationFailedError):
+            raise not_authorized(exc, "Write", f"topic {topic!r}") from exc
+        error = to_publish_error(exc, topic)
         if error.retriable:
             return error, None
         if letter is None:
@@ -348,7 +355,7 @@ class Publisher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._log.warning("metrics_event_failed", error=f"{type(exc).__name__}: {exc}")
+            self._event_failed(exc)
             return
         self._events.add(future)
         future.add_done_callback(self._event_done)
@@ -356,4 +363,10 @@ class Publisher:
     def _event_done(self, future: asyncio.Future[Any]) -> None:
         self._events.discard(future)
         if not future.cancelled() and future.exception() is not None:
-            self._log.warning("metrics_event_failed", error=str(future.exception()))
+            self._event_failed(future.exception())
+
+    def _event_failed(self, exc: BaseException | None) -> None:
+        if isinstance(exc, TopicAuthorizationFailedError):
+            self._on_fatal(not_authorized(exc, "Write", f"topic {self._metrics_topic!r}"))
+            return
+        self._log.warning("metrics_event_failed", error=f"{type(exc).__name__}: {exc}")

@@ -20,17 +20,25 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+)
 
 from worker._backoff import Backoff
 from worker._kafka import (
+    AUTHORIZATION_ERRORS,
     UNLIMITED,
     TopicLimits,
     describe,
+    not_authorized,
     stop_bounded,
 )
 from worker.clients import KafkaClients
-from worker.errors import KafkaFatalError
+from worker.errors import AuthorizationError, KafkaFatalError
 from worker.pipeline import Message
 from worker.publisher import Publisher
 
@@ -97,6 +105,9 @@ class TransactionalPublisher:
         )
         try:
             await asyncio.wait_for(producer.start(), self._settings.startup_timeout_seconds)
+        except AUTHORIZATION_ERRORS as exc:
+            await stop_bounded(producer, 2.0)
+            raise self._refusal(exc, tp) from exc
         except BaseException:
             await stop_bounded(producer, 2.0)
             raise
@@ -160,6 +171,8 @@ class TransactionalPublisher:
                 self.aborts += 1
                 await self._abort_or_restart(tp, producer)
                 return None
+            except AUTHORIZATION_ERRORS as exc:
+                raise self._refusal(exc, tp) from exc
             except ProducerFenced as exc:
                 self._producers.pop(tp, None)
                 await stop_bounded(producer, 5.0)
@@ -181,6 +194,17 @@ class TransactionalPublisher:
                 )
                 await self._abort_or_restart(tp, producer)
                 await asyncio.sleep(delay)
+
+    def _refusal(self, exc: BaseException, tp: TopicPartition) -> AuthorizationError:
+        if isinstance(exc, TransactionalIdAuthorizationFailed):
+            tid = transactional_id(self._settings.group_id, tp)
+            return not_authorized(exc, "Write", f"transactional id {tid!r}")
+        if isinstance(exc, GroupAuthorizationFailedError):
+            return not_authorized(exc, "Read", f"consumer group {self._settings.group_id!r}")
+        if isinstance(exc, ClusterAuthorizationFailedError):
+            return not_authorized(exc, "IdempotentWrite", "the cluster")
+        topics = f"topic {self._settings.output_topic!r} or {self._settings.dlq_topic!r}"
+        return not_authorized(exc, "Write", topics)
 
     async def _transaction(
         self,

@@ -112,7 +112,7 @@ def test_an_unreachable_bootstrap_server_fails_after_a_bounded_retry(tmp_path):
         "0",
         cwd=tmp_path,
     )
-    assert_one_line_error(result, "could not connect to bootstrap servers '127.0.0.1:1'")
+    assert_one_line_error(result, "Kafka could not be reached at bootstrap servers '127.0.0.1:1'")
 
 
 def test_help_lists_every_option_with_its_environment_variable():
