@@ -12,7 +12,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY packflow ./packflow
 COPY worker ./worker
-RUN pip install .
+RUN pip install ".[compression]"
 
 COPY examples ./examples
 RUN useradd --create-home --uid 10001 packflow

@@ -162,7 +162,7 @@ def test_dockerfile_installs_the_project_and_runs_the_worker(
     for needed in ("pyproject.toml", "README.md", "packflow", "worker", "examples"):
         assert needed in copied
     runs = [args for keyword, args in dockerfile if keyword == "RUN"]
-    assert "pip install ." in runs
+    assert 'pip install ".[compression]"' in runs
 
     (entrypoint,) = [args for keyword, args in dockerfile if keyword == "ENTRYPOINT"]
     command = json.loads(entrypoint)
@@ -185,3 +185,21 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     }
     assert {".git", ".venv", ".kafka"} <= ignored
     assert not {"packflow", "worker", "examples", "pyproject.toml", "README.md"} & ignored
+
+
+def test_cluster_compose_passes_real_settings_and_mounts_secrets_as_files() -> None:
+    from worker.settings import WorkerSettings, env_name
+
+    data = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+    worker = data["services"]["worker"]
+    env = {k: str(v) for k, v in worker["environment"].items()}
+    known = {env_name(field) for field in WorkerSettings.model_fields}
+    assert sorted(set(env) - known) == []
+    assert sorted(set(WORKER_ENV) - set(env)) == []
+    secrets = set(data["secrets"])
+    assert set(worker["secrets"]) == secrets
+    mounted = {k: v for k, v in env.items() if k.endswith("_FILE")}
+    assert mounted, "a secret should come from a file"
+    for value in mounted.values():
+        assert value.removeprefix("/run/secrets/") in secrets
+    assert not [k for k in env if k.endswith(("PASSWORD", "SECRET"))], "secrets only as files"

@@ -43,6 +43,7 @@ class ConnectionSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        env_ignore_empty=True,  # PACKFLOW_X="" (passed through by a chart or compose) is unset
     )
 
     bootstrap_servers: str = "localhost:9092"
