@@ -10,6 +10,7 @@ once; the published 0.4.x names are kept so existing ``except`` clauses still ma
     ├── InferenceBackendLoadError             a loader could not produce an InferenceBackend
     ├── PreprocessorInitError                 preprocessor options are inconsistent
     ├── PreprocessorRuntimeError              a record could not be preprocessed
+    ├── RetryableError                        a transient failure: the worker retries it
     └── UnknownPreprocessorError              kept for compatibility; never raised
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "PackflowError",
     "PreprocessorInitError",
     "PreprocessorRuntimeError",
+    "RetryableError",
     "UnknownPreprocessorError",
 ]
 
@@ -77,6 +79,16 @@ class PreprocessorRuntimeError(PackflowError):
         super().__init__(message)
         self.record_index = record_index
         self.field = field
+
+
+class RetryableError(PackflowError):
+    """Raise it (or raise from it) in a backend for a failure that should pass: a dependency
+    down for a while, a timeout, a busy GPU.
+
+    The worker retries the call with exponential backoff instead of treating the records as
+    poison, and pauses its partitions while the failures last (README "Outages and retries").
+    A standalone call of the backend raises it like any other error.
+    """
 
 
 class UnknownPreprocessorError(PackflowError):

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from worker._backoff import Backoff
 from worker._kafka import (
     UNLIMITED,
     check_topics,
@@ -26,6 +27,7 @@ from worker._kafka import (
     topic_limits,
 )
 from worker.backpressure import InFlightBudget
+from worker.breaker import Breaker
 from worker.clients import KafkaClients
 from worker.delivery import DeliveryStrategy, Settled
 from worker.errors import AuthorizationError, StartupError
@@ -39,6 +41,7 @@ from worker.pipeline import Batch, new_batch, run_stages
 from worker.preflight import check_connection
 from worker.publisher import Publisher
 from worker.reporting import BatchReporter
+from worker.retry import BackendUnavailable, RetryPolicy
 from worker.runner import BatchRunner, SupportsRun, ask_ready
 from worker.settings import WorkerSettings
 
@@ -66,6 +69,7 @@ class Worker:
         self._log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
         self._budget = InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes)
         self._liveness = Liveness(settings.readiness_stall_seconds, self._log)
+        self._breaker = Breaker(self._log)
         self._state = State.STARTING
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -189,7 +193,20 @@ class Worker:
         self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="pf-probe")
         for pool in (executor, self._probe_executor):
             stack.callback(pool.shutdown, wait=False, cancel_futures=True)
-        self._runner = BatchRunner(self._backend, executor, parallel=s.executor_threads)
+        self._runner = BatchRunner(
+            self._backend,
+            executor,
+            parallel=s.executor_threads,
+            policy=RetryPolicy(
+                max_attempts=s.retry_max_attempts,
+                initial_backoff=s.retry_initial_backoff_ms / 1000,
+                max_backoff=s.retry_max_backoff_ms / 1000,
+                transient=frozenset(s.retry_on),
+            ),
+            timeout=s.backend_timeout_seconds,
+            breaker_ratio=s.breaker_failure_ratio,
+            breaker_min_messages=s.breaker_min_messages,
+        )
         await self._start_health(stack)
 
         output_partitions = await self._start_producer(stack)
@@ -351,15 +368,54 @@ class Worker:
         assert self._fetcher is not None
         batch = new_batch(data, generation)
         self._budget.take(len(batch.messages), batch.nbytes)
-        await run_stages(
-            batch,
-            self._runner,
-            backend=self.backend_name,
-            limits=self._limits,
-            output_topic=self.settings.output_topic,
-        )
-        fetcher = self._fetcher
-        await self._delivery.publish(batch, lambda: fetcher.owned(generation))
+        published = False
+        try:
+            held = await self._run_or_hold(batch, data)
+            if held is None:
+                return  # given up (stopping, or its partitions handed over): not committed
+            fetcher = self._fetcher
+            published = True
+            await self._delivery.publish(held, lambda: fetcher.owned(generation))
+        finally:
+            if not published:
+                self._budget.release(len(batch.messages), batch.nbytes)
+
+    async def _run_or_hold(self, batch: Batch, data: Fetched) -> Batch | None:
+        """Run the stages; while the backend is unavailable, hold the batch (the breaker) and
+        run it again. None when it was given up: stopping, or its assignment ended."""
+        assert self._fetcher is not None
+        assert self._runner is not None
+        s = self.settings
+        backoff: Backoff | None = None
+        held_s = 0.0
+        while True:
+            try:
+                await run_stages(
+                    batch,
+                    self._runner,
+                    backend=self.backend_name,
+                    limits=self._limits,
+                    output_topic=s.output_topic,
+                )
+            except BackendUnavailable as exc:
+                if backoff is None:
+                    initial = min(s.retry_initial_backoff_ms, s.breaker_max_backoff_ms) / 1000
+                    backoff = Backoff(
+                        initial=initial, maximum=s.breaker_max_backoff_ms / 1000, jitter=0.5
+                    )
+                delay = backoff.next_delay()
+                self._breaker.open(f"backend failing: {exc.reason}", delay)
+                await self._fetcher.hold(delay, self._stop)
+                if self._stop.is_set() or not self._fetcher.owned(batch.generation):
+                    self._breaker.close()
+                    return None
+                batch = new_batch(data, batch.generation)  # the same messages, afresh
+                continue
+            if self._breaker.is_open:
+                held_s = self._breaker.close()
+            batch.stats.breaker_held_ms = held_s * 1000.0
+            batch.stats.breaker_retries = 0 if backoff is None else backoff.attempts
+            return batch
 
     async def _settled(self, batch: Batch, settled: Settled) -> None:
         """The broker acknowledged ``batch``: report it, release the budget."""
@@ -401,6 +457,12 @@ class Worker:
             dead += self._delivery.dead_tasks()
         if self._failure is not None or (dead and not self._stop.is_set()):
             return False, {"error": f"{type(self._failure).__name__}: {self._failure}"}
+        stuck = 0.0 if self._runner is None else self._runner.stuck_seconds()
+        if stuck > self.settings.backend_timeout_grace_seconds:
+            return False, {
+                "error": f"a backend call has been running for {stuck:.0f}s, past "
+                f"--backend-timeout-seconds and --backend-timeout-grace-seconds: restart me"
+            }
         return True, {"worker_id": self.settings.worker_id}
 
     async def _readyz(self) -> tuple[bool, dict[str, Any]]:
@@ -412,6 +474,8 @@ class Worker:
         if not self.assigned:
             reasons.append("no partitions assigned")
         reasons += self._liveness.reasons()
+        if self._breaker.reason is not None:
+            reasons.append(self._breaker.reason)
         if self._probe_executor is not None and not await ask_ready(
             self._backend, self._probe_executor, _READY_PROBE_TIMEOUT
         ):

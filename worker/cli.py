@@ -69,6 +69,17 @@ _HELP = {
     "readiness_stall_seconds": "/readyz fails after this long stalled or with Kafka unreachable.",
     "shutdown_timeout_seconds": "Deadline for draining and closing on SIGTERM/SIGINT.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
+    "retry_on": "Exception class names a backend raises for transient failures, comma-separated "
+    "(e.g. TimeoutError,ConnectionError); packflow.exceptions.RetryableError always is.",
+    "retry_max_attempts": "Calls made for a transiently failing batch before the breaker holds it.",
+    "retry_initial_backoff_ms": "First delay between retries of a transient failure.",
+    "retry_max_backoff_ms": "Longest delay between retries of a transient failure.",
+    "breaker_failure_ratio": "Share of a batch's messages failing the same way that counts as an "
+    "outage (the batch is held, not dead-lettered).",
+    "breaker_min_messages": "Fewest messages in a batch for --breaker-failure-ratio to apply.",
+    "breaker_max_backoff_ms": "Longest delay between runs of a held batch.",
+    "backend_timeout_seconds": "A backend call running longer fails transiently (default: none).",
+    "backend_timeout_grace_seconds": "/healthz fails once a timed-out call still runs this long.",
 }
 
 

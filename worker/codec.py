@@ -138,6 +138,7 @@ class DeadLetter:
     value: bytes | None
     record_index: int | None = None
     value_omitted: str | None = None
+    attempts: int | None = None  # backend calls made for it (backend steps only)
 
     def without_value(self) -> DeadLetter:
         """This dead letter without the original value (for one too large for its topic).
@@ -189,6 +190,8 @@ def encode_dead_letter(letter: DeadLetter, *, worker_id: str, backend: str) -> b
     }
     if letter.record_index is not None:
         error["record_index"] = letter.record_index
+    if letter.attempts is not None:
+        error["attempts"] = letter.attempts
     body = {
         "error": error,
         "source": {

@@ -111,6 +111,34 @@ class Fetcher:
         self._liveness.fetched()
         return data, generation
 
+    async def hold(self, seconds: float, stop: asyncio.Event) -> None:
+        """Pause every assigned partition and keep polling for ``seconds`` (or until ``stop``).
+
+        The breaker holds a batch this way: polling keeps the group member alive
+        (``max.poll.interval.ms``) and runs no record; a record that still comes (from a
+        partition assigned meanwhile) is sought back to, so it is fetched again later.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not stop.is_set() and not self._rebalancing():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._pause()
+            self.in_getmany = True
+            try:
+                data = await getmany(
+                    self._consumer,
+                    int(min(remaining, 1.0) * 1000),
+                    1,
+                    topic=self._settings.input_topic,
+                    group=self._settings.group_id,
+                )
+            finally:
+                self.in_getmany = False
+            for tp, records in data.items():
+                self._consumer.seek(tp, records[0].offset)
+
     def _discard(self, data: Fetched) -> None:
         for tp, records in data.items():
             first = records[0].offset

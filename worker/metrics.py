@@ -60,6 +60,10 @@ class BatchStats:
     consumer_lag: dict[str, int] = field(default_factory=dict)
     in_flight_records: int = 0
     in_flight_bytes: int = 0
+    backend_retries: int = 0
+    timed_out_calls: int = 0
+    breaker_retries: int = 0
+    breaker_held_ms: float = 0.0
 
 
 def _round(value: float | None) -> float | None:
@@ -80,6 +84,10 @@ def batch_metrics(stats: BatchStats, *, backend: str, worker_id: str) -> dict[st
         "executor_queue_wait_ms": _round(stats.executor_queue_wait_ms),
         "backend_calls": stats.backend_calls,
         "failed_backend_calls": stats.failed_backend_calls,
+        "backend_retries": stats.backend_retries,
+        "timed_out_calls": stats.timed_out_calls,
+        "breaker_retries": stats.breaker_retries,
+        "breaker_held_ms": _round(stats.breaker_held_ms),
         "decode_ms": _round(stats.decode_ms),
         "publish_ms": _round(stats.publish_ms),
         "latency_ms": {

@@ -168,7 +168,8 @@ def failure_letter(
     where = locate(record)
     on = where if failure.record_index is None else f"record {failure.record_index} of {where}"
     message = f"step {failure.step!r} of {backend} failed on {on}: {failure.message}"
-    return DeadLetter.of(record, failure.error_type, message, failure.step, failure.record_index)
+    letter = DeadLetter.of(record, failure.error_type, message, failure.step, failure.record_index)
+    return dataclasses.replace(letter, attempts=failure.attempts)
 
 
 def encode_failure_letter(
@@ -305,6 +306,8 @@ async def run_stages(
     stats.executor_queue_wait_ms = run.executor_queue_wait_ms
     stats.backend_calls = run.backend_calls
     stats.failed_backend_calls = run.failed_calls
+    stats.backend_retries = run.retries
+    stats.timed_out_calls = run.timed_out_calls
 
     batch.publish_started = time.perf_counter()
     apply_results(messages, run.results, backend)

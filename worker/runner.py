@@ -5,16 +5,27 @@
 runs backend code and structlog context follows the call. It measures how long each call
 waited in the executor queue.
 
-When a call raises, or returns a different number of outputs than records, the batch is split
-at message granularity: a failing record with a known ``record_index`` removes its message at
-once, otherwise the messages are bisected until each failing message is alone. Healthy
-neighbours still get their outputs; each failing message gets a :class:`Failure`.
+A call that fails transiently (:class:`~worker.retry.RetryPolicy`), or runs past the call
+timeout, is retried with backoff; if it still fails, the whole run raises
+:class:`~worker.retry.BackendUnavailable` and nothing is bisected. When a call raises otherwise,
+or returns a different number of outputs than records, the batch is split at message
+granularity: a failing record with a known ``record_index`` removes its message at once,
+otherwise the messages are bisected until each failing message is alone. Healthy neighbours
+still get their outputs; each failing message gets a :class:`Failure`. When at least
+``breaker_ratio`` of a batch's messages (and ``breaker_min_messages`` of them) fail the same
+way, that is an outage too: :class:`~worker.retry.BackendUnavailable`.
+
+A call past the timeout keeps its thread (a thread cannot be killed): while it runs, its
+executor slot is taken, and a call with no free slot fails at once as a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextvars
+import dataclasses
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -22,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from packflow.backend.metrics import STEP_NAMES
+from worker._backoff import Backoff
+from worker.retry import BackendTimeout, BackendUnavailable, RetryPolicy
 
 __all__ = ["BatchRun", "BatchRunner", "Failure", "SupportsRun", "ask_ready"]
 
@@ -51,6 +64,7 @@ class Failure:
     message: str
     step: str
     record_index: int | None = None
+    attempts: int = 1
 
 
 @dataclass(slots=True)
@@ -65,6 +79,8 @@ class BatchRun:
     executor_queue_wait_ms: float = 0.0
     backend_calls: int = 0
     failed_calls: int = 0
+    retries: int = 0
+    timed_out_calls: int = 0
 
 
 def _step_times(metrics: Any) -> dict[str, float]:
@@ -103,25 +119,98 @@ class BatchRunner:
     (the step that produced them).
     """
 
-    def __init__(self, backend: SupportsRun, executor: Executor, *, parallel: int = 1) -> None:
+    def __init__(
+        self,
+        backend: SupportsRun,
+        executor: Executor,
+        *,
+        parallel: int = 1,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        breaker_ratio: float = 1.0,
+        breaker_min_messages: int = 2**31,
+    ) -> None:
         self._backend = backend
         self._executor = executor
         self._parallel = max(1, parallel)
+        self._policy = policy or RetryPolicy(max_attempts=1)
+        self._timeout = timeout
+        self._breaker_ratio = breaker_ratio
+        self._breaker_min_messages = breaker_min_messages
+        self._stuck: dict[concurrent.futures.Future[Any], float] = {}
         self.last_step = "transform_outputs" if hasattr(backend, "transform_outputs") else "execute"
+
+    def stuck_seconds(self) -> float:
+        """How long the oldest call past the timeout has been running (0 when none)."""
+        if not self._stuck:
+            return 0.0
+        return time.monotonic() - min(self._stuck.values())
 
     def _call(self, records: list[dict[str, Any]], submitted: float) -> tuple[_RunResult, float]:
         waited = time.perf_counter() - submitted
         return self._backend.run(records), waited
 
     async def _run_once(self, records: list[dict[str, Any]], stats: BatchRun) -> _RunResult:
-        loop = asyncio.get_running_loop()
+        if len(self._stuck) >= self._parallel:
+            stats.timed_out_calls += 1
+            raise BackendTimeout(
+                f"no executor slot is free: {len(self._stuck)} backend call(s) still run past "
+                f"--backend-timeout-seconds {self._timeout:g}"
+            )
         ctx = contextvars.copy_context()
         stats.backend_calls += 1
-        result, waited = await loop.run_in_executor(
-            self._executor, ctx.run, self._call, records, time.perf_counter()
-        )
+        started = time.monotonic()
+        future = self._executor.submit(ctx.run, self._call, records, time.perf_counter())
+        try:
+            result, waited = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+        except TimeoutError:
+            if future.done():  # finished as the timeout fired: take its result
+                result, waited = future.result()
+            else:
+                self._track_stuck(future, started)
+                stats.timed_out_calls += 1
+                raise BackendTimeout(
+                    f"backend call did not return within --backend-timeout-seconds "
+                    f"{self._timeout:g}"
+                ) from None
         stats.executor_queue_wait_ms += waited * 1000.0
         return result
+
+    def _track_stuck(self, future: concurrent.futures.Future[Any], started: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._stuck[future] = started
+
+        def finished(_: concurrent.futures.Future[Any]) -> None:
+            loop.call_soon_threadsafe(self._stuck.pop, future, None)
+
+        future.add_done_callback(finished)
+
+    async def _attempt(
+        self, records: list[dict[str, Any]], stats: BatchRun
+    ) -> tuple[_RunResult | None, Exception | None, int]:
+        """One call, retried while it fails transiently: (result, None, attempts) or
+        (None, error, attempts) for an error that is not transient.
+
+        Raises :class:`BackendUnavailable` when the attempts run out on a transient failure.
+        """
+        policy = self._policy
+        backoff = Backoff(initial=policy.initial_backoff, maximum=policy.max_backoff, jitter=0.5)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await self._run_once(records, stats), None, attempts
+            except Exception as exc:  # the backend's own errors, whatever their type
+                stats.failed_calls += 1
+                if not policy.is_transient(exc):
+                    return None, exc, attempts
+                if attempts >= policy.max_attempts:
+                    error_type, text = _describe(exc)
+                    if not text.startswith(error_type):
+                        text = f"{error_type}: {text}" if text else error_type
+                    raise BackendUnavailable(text, attempts=attempts) from exc
+            stats.retries += 1
+            await asyncio.sleep(backoff.next_delay())
 
     async def run(self, messages: Sequence[list[dict[str, Any]]]) -> BatchRun:
         """Process the records of each message; see the module docstring.
@@ -132,13 +221,33 @@ class BatchRunner:
         stats = BatchRun(results=[[] for _ in messages])
         indices = list(range(len(messages)))
         parts = min(self._parallel, len(indices))
-        if parts <= 1:
-            await self._solve(indices, messages, stats)
-        else:
-            size = -(-len(indices) // parts)
-            chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
-            await asyncio.gather(*(self._solve(chunk, messages, stats) for chunk in chunks))
+        try:
+            if parts <= 1:
+                await self._solve(indices, messages, stats)
+            else:
+                size = -(-len(indices) // parts)
+                chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
+                async with asyncio.TaskGroup() as group:
+                    for chunk in chunks:
+                        group.create_task(self._solve(chunk, messages, stats))
+        except* BackendUnavailable as caught:
+            raise caught.exceptions[0] from None
+        self._check_systematic(stats, sum(1 for m in messages if m))
         return stats
+
+    def _check_systematic(self, stats: BatchRun, messages: int) -> None:
+        """Most messages failing the same way is an outage, not poison."""
+        failures = [r for r in stats.results if isinstance(r, Failure)]
+        if not failures or messages < self._breaker_min_messages:
+            return
+        kinds = collections.Counter((f.error_type, f.step) for f in failures)
+        (error_type, step), count = kinds.most_common(1)[0]
+        if count >= self._breaker_ratio * messages:
+            sample = next(f for f in failures if (f.error_type, f.step) == (error_type, step))
+            raise BackendUnavailable(
+                f"{count} of {messages} messages failed in {step}: {sample.message}",
+                attempts=stats.backend_calls,
+            )
 
     async def _solve(
         self, idx: list[int], messages: Sequence[list[dict[str, Any]]], stats: BatchRun
@@ -149,15 +258,14 @@ class BatchRunner:
         records = [record for i in idx for record in messages[i]]
         failure: Failure
         record_index: int | None = None
-        try:
-            result = await self._run_once(records, stats)
-        except Exception as exc:  # the backend's own errors, whatever their type
-            stats.failed_calls += 1
-            error_type, text = _describe(exc)
-            step = getattr(exc, "step", None) or "execute"
-            record_index = getattr(exc, "record_index", None)
-            failure = Failure(error_type, text, step)
+        result, error, attempts = await self._attempt(records, stats)
+        if error is not None:
+            error_type, text = _describe(error)
+            step = getattr(error, "step", None) or "execute"
+            record_index = getattr(error, "record_index", None)
+            failure = Failure(error_type, text, step, attempts=attempts)
         else:
+            assert result is not None
             outputs = result.outputs
             if isinstance(outputs, list) and len(outputs) == len(records):
                 start = 0
@@ -191,7 +299,7 @@ class BatchRunner:
 def _with_index(failure: Failure, record_index: int | None) -> Failure:
     if record_index is None:
         return failure
-    return Failure(failure.error_type, failure.message, failure.step, record_index)
+    return dataclasses.replace(failure, record_index=record_index)
 
 
 def _locate(

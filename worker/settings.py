@@ -63,6 +63,17 @@ class WorkerSettings(ConnectionSettings):
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
     log_level: LogLevel = "INFO"
 
+    # Outages: retries of transient backend failures, the breaker, the call timeout.
+    retry_on: Annotated[tuple[str, ...], NoDecode] = ()
+    retry_max_attempts: int = Field(default=3, ge=1, le=100)
+    retry_initial_backoff_ms: int = Field(default=100, ge=1)
+    retry_max_backoff_ms: int = Field(default=2_000, ge=1)
+    breaker_failure_ratio: float = Field(default=0.9, gt=0, le=1)
+    breaker_min_messages: int = Field(default=10, ge=1)
+    breaker_max_backoff_ms: int = Field(default=30_000, ge=1)
+    backend_timeout_seconds: float | None = Field(default=None, gt=0)
+    backend_timeout_grace_seconds: float = Field(default=60.0, gt=0)
+
     # Kafka client tuning.
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
@@ -91,6 +102,19 @@ class WorkerSettings(ConnectionSettings):
                 raise ValueError(f"not valid JSON ({exc})") from None
         if not isinstance(value, dict):
             raise ValueError(f"must be a JSON object, got {type(value).__name__}")
+        return value
+
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _parse_retry_on(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            names = tuple(str(v).strip() for v in value if str(v).strip())
+            bad = [n for n in names if not n.isidentifier()]
+            if bad:
+                raise ValueError(f"{bad[0]!r} is not an exception class name")
+            return names
         return value
 
     @field_validator("backend")
@@ -126,6 +150,8 @@ class WorkerSettings(ConnectionSettings):
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
         if len({self.input_topic, self.output_topic, self.dlq_topic}) < 3:
             raise ValueError("input, output and dead-letter topics must all differ")
+        if self.retry_max_backoff_ms < self.retry_initial_backoff_ms:
+            raise ValueError("retry_max_backoff_ms must be at least retry_initial_backoff_ms")
         return self
 
     @property

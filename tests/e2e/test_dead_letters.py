@@ -77,6 +77,7 @@ async def test_a_poison_record_in_a_batch_of_500_yields_499_outputs_and_1_dead_l
         "type": "ValueError",
         "step": "execute",
         "message": None,
+        "attempts": 1,
     }
     (batch,) = [
         m

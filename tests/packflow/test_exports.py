@@ -93,6 +93,7 @@ PUBLIC_MODULE_MAP = {
         "InferenceBackendLoadError",
         "PreprocessorInitError",
         "PreprocessorRuntimeError",
+        "RetryableError",
         "UnknownPreprocessorError",
     ],
     "packflow.testing": [
