@@ -244,8 +244,11 @@ class BatchRunner:
         (error_type, step), count = kinds.most_common(1)[0]
         if count >= self._breaker_ratio * messages:
             sample = next(f for f in failures if (f.error_type, f.step) == (error_type, step))
+            text = sample.message
+            if not text.startswith(error_type):
+                text = f"{error_type}: {text}"
             raise BackendUnavailable(
-                f"{count} of {messages} messages failed in {step}: {sample.message}",
+                f"{count} of {messages} messages failed in {step}: {text}",
                 attempts=stats.backend_calls,
             )
 
