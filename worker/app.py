@@ -39,6 +39,7 @@ from worker.lifecycle import Deadline, State, finish_task, started_fields
 from worker.liveness import Liveness
 from worker.pipeline import Batch, new_batch, run_stages
 from worker.preflight import check_connection
+from worker.prometheus import CONTENT_TYPE, WorkerMetrics, WorkerState
 from worker.publisher import Publisher
 from worker.reporting import BatchReporter
 from worker.retry import BackendUnavailable, RetryPolicy
@@ -46,6 +47,7 @@ from worker.runner import BatchRunner, SupportsRun, ask_ready
 from worker.settings import WorkerSettings
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
+
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -70,6 +72,9 @@ class Worker:
         self._budget = InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes)
         self._liveness = Liveness(settings.readiness_stall_seconds, self._log)
         self._breaker = Breaker(self._log)
+        self.metrics = WorkerMetrics(self._metrics_state)
+        self._ready_at_scrape = False
+        self._lag: dict[tuple[str, int], int] = {}
         self._state = State.STARTING
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -310,7 +315,9 @@ class Worker:
 
     async def _start_health(self, stack: contextlib.AsyncExitStack) -> None:
         port = self.settings.health_port
-        health = HealthServer(healthz=self._healthz, readyz=self._readyz, port=port)
+        health = HealthServer(
+            healthz=self._healthz, readyz=self._readyz, metrics=self._render_metrics, port=port
+        )
         try:
             await health.start()
         except OSError as exc:
@@ -424,6 +431,10 @@ class Worker:
         self._budget.release(len(batch.messages), batch.nbytes)
         self._liveness.progressed()
         self.batches += 1
+        for name, lag in batch.stats.consumer_lag.items():
+            topic, _, partition = name.rpartition("/")
+            self._lag[(topic, int(partition))] = lag
+        self.metrics.observe_batch(batch.stats, settled.letter_kinds)
         await self._reporter.emit(batch.stats)
 
     # -- rebalance (the listener's entry points) ---------------------------------------------
@@ -448,7 +459,28 @@ class Worker:
     def _token_refreshed(self, lifetime: float) -> None:
         self._log.info("oauth_token_refreshed", expires_in_seconds=round(lifetime, 1))
 
-    # -- health -------------------------------------------------------------------------------
+    # -- health and metrics ------------------------------------------------------------------
+
+    async def _render_metrics(self) -> tuple[str, bytes]:
+        self._ready_at_scrape, _ = await self._readyz()
+        return CONTENT_TYPE, self.metrics.render()
+
+    def _metrics_state(self) -> WorkerState:
+        assigned = self.assigned
+        self._lag = {k: v for k, v in self._lag.items() if TopicPartition(*k) in assigned}
+        return WorkerState(
+            ready=self._ready_at_scrape,
+            in_flight_records=self._budget.records,
+            in_flight_bytes=self._budget.bytes,
+            assigned_partitions=len(assigned),
+            paused_partitions=0 if self._fetcher is None else self._fetcher.paused_count,
+            commits=int(getattr(self._delivery, "commits", 0)),
+            rebalances=self.assignments,
+            breaker_open=self._breaker.is_open,
+            breaker_open_seconds=self._breaker.open_seconds,
+            breaker_trips=self._breaker.trips,
+            consumer_lag=dict(self._lag),
+        )
 
     async def _healthz(self) -> tuple[bool, dict[str, Any]]:
         tasks = [t for t in (self._fetch_task, self._watch_task) if t is not None]

@@ -97,17 +97,19 @@ class AtLeastOnce:
                 return
             batch, deliveries = item
             outputs = letters = rows = 0
+            kinds: list[tuple[str, str]] = []
             for delivery in deliveries:
                 delivery = await self._publisher.settle(delivery)  # may become a dead letter
-                if delivery.is_dead_letter:
+                if delivery.letter is not None:
                     letters += 1
+                    kinds.append((delivery.letter.step, delivery.letter.error_type))
                 else:
                     outputs += 1
                     rows += delivery.message.rows
                 self._tracker.ack(delivery.tp, delivery.record.offset, delivery.epoch)
             self._commit_wanted.set()
             inputs = [d.record for d in deliveries]
-            await self._on_settled(batch, Settled(outputs, letters, rows, inputs))
+            await self._on_settled(batch, Settled(outputs, letters, rows, inputs, kinds))
 
     async def _commit_loop(self) -> None:
         while self._committing:

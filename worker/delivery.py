@@ -7,7 +7,7 @@ implement :class:`DeliveryStrategy`; the worker calls it and never asks which on
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -27,6 +27,7 @@ class Settled:
     dead_letters: int
     records_out: int
     inputs: list[ConsumerRecord[bytes, bytes]]
+    letter_kinds: list[tuple[str, str]] = field(default_factory=list)  # (step, error type)
 
 
 def settled(messages: list[Message]) -> Settled:
@@ -37,6 +38,7 @@ def settled(messages: list[Message]) -> Settled:
         dead_letters=letters,
         records_out=sum(m.rows for m in messages if m.letter is None),
         inputs=[m.record for m in messages],
+        letter_kinds=[(m.letter.step, m.letter.error_type) for m in messages if m.letter],
     )
 
 

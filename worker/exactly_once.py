@@ -33,6 +33,11 @@ class ExactlyOnce:
         """The transactional producers (for observation)."""
         return self._txn
 
+    @property
+    def commits(self) -> int:
+        """Transactions committed (each commits its partition's offset)."""
+        return self._txn.transactions
+
     async def start(self) -> None:
         """Nothing runs in the background: transactions commit inline."""
 

@@ -57,6 +57,11 @@ class Fetcher:
         self.in_getmany = False
         self.pauses = 0
 
+    @property
+    def paused_count(self) -> int:
+        """How many assigned partitions are paused now."""
+        return len(self._paused)
+
     def owned(self, generation: int) -> bool:
         """True while the assignment a batch was fetched in is the current one."""
         return generation == self._generation
