@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,6 +46,10 @@ from worker.reporting import BatchReporter
 from worker.retry import BackendUnavailable, RetryPolicy
 from worker.runner import BatchRunner, SupportsRun, ask_ready
 from worker.settings import WorkerSettings
+from worker.tracing_setup import tracer_from_env
+
+if TYPE_CHECKING:
+    from worker.tracing import BatchTracer
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 
@@ -64,8 +69,12 @@ class Worker:
     ``recent_metrics`` (the last 256 ``batch_metrics`` events).
     """
 
-    def __init__(self, settings: WorkerSettings, backend: SupportsRun) -> None:
+    def __init__(
+        self, settings: WorkerSettings, backend: SupportsRun, *, tracer_provider: Any = None
+    ) -> None:
         self.settings = settings
+        self._tracer_provider = tracer_provider
+        self._tracer: BatchTracer | None = None
         self._backend = backend
         self.backend_name = type(backend).__name__
         self._log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
@@ -198,6 +207,14 @@ class Worker:
         self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="pf-probe")
         for pool in (executor, self._probe_executor):
             stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+        self._tracer, provider = tracer_from_env(
+            topic=s.input_topic,
+            group=s.group_id,
+            backend=self.backend_name,
+            provider=self._tracer_provider,
+        )
+        if provider is not None:
+            stack.callback(provider.shutdown)  # last: flushes the spans of the last batches
         self._runner = BatchRunner(
             self._backend,
             executor,
@@ -211,6 +228,7 @@ class Worker:
             timeout=s.backend_timeout_seconds,
             breaker_ratio=s.breaker_failure_ratio,
             breaker_min_messages=s.breaker_min_messages,
+            tracer=self._tracer,
         )
         await self._start_health(stack)
 
@@ -377,15 +395,27 @@ class Worker:
         self._budget.take(len(batch.messages), batch.nbytes)
         published = False
         try:
-            held = await self._run_or_hold(batch, data)
-            if held is None:
-                return  # given up (stopping, or its partitions handed over): not committed
-            fetcher = self._fetcher
-            published = True
-            await self._delivery.publish(held, lambda: fetcher.owned(generation))
+            with self._tracer.batch(batch) if self._tracer else contextlib.nullcontext():
+                held = await self._run_or_hold(batch, data)
+                if held is None:
+                    return  # given up (stopping, or its partitions handed over): not committed
+                fetcher = self._fetcher
+                published = True
+                await self._publish(held, lambda: fetcher.owned(generation))
         finally:
             if not published:
                 self._budget.release(len(batch.messages), batch.nbytes)
+
+    async def _publish(self, batch: Batch, owned: Callable[[], bool]) -> None:
+        assert self._delivery is not None
+        if self._tracer is None:
+            await self._delivery.publish(batch, owned)
+            return
+        trace = self._tracer.headers()  # the batch span's context, not the publish step's
+        for message in batch.messages:
+            message.carry_trace(trace)
+        with self._tracer.step("publish"):
+            await self._delivery.publish(batch, owned)
 
     async def _run_or_hold(self, batch: Batch, data: Fetched) -> Batch | None:
         """Run the stages; while the backend is unavailable, hold the batch (the breaker) and
@@ -403,6 +433,7 @@ class Worker:
                     backend=self.backend_name,
                     limits=self._limits,
                     output_topic=s.output_topic,
+                    trace_step=self._tracer.step if self._tracer else None,
                 )
             except BackendUnavailable as exc:
                 if backoff is None:

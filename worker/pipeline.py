@@ -17,9 +17,11 @@ Every dead letter is built here (:func:`decode_letter`, :func:`failure_letter`,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +85,12 @@ class Message:
         if self._headers is None:
             self._headers = output_headers(self.record)
         return self._headers
+
+    def carry_trace(self, trace: list[tuple[str, bytes]]) -> None:
+        """Its output or dead letter carries ``trace`` (the batch span's ``traceparent``) in
+        place of any trace header of the input."""
+        names = {name for name, _ in trace}
+        self._headers = [h for h in output_headers(self.record) if h[0] not in names] + trace
 
     @property
     def nbytes(self) -> int:
@@ -293,12 +301,22 @@ def new_batch(
 
 
 async def run_stages(
-    batch: Batch, runner: BatchRunner, *, backend: str, limits: TopicLimits, output_topic: str
+    batch: Batch,
+    runner: BatchRunner,
+    *,
+    backend: str,
+    limits: TopicLimits,
+    output_topic: str,
+    trace_step: Callable[[str], AbstractContextManager[Any]] | None = None,
 ) -> None:
-    """Decode, run the backend (poison isolated), encode and vet: every message gets its outcome."""
+    """Decode, run the backend (poison isolated), encode and vet: every message gets its outcome.
+
+    ``trace_step(name)``, when tracing, wraps the decoding in a span.
+    """
     messages, stats = batch.messages, batch.stats
     started = time.perf_counter()
-    stats.records_in = decode_messages(messages)
+    with trace_step("decode") if trace_step else contextlib.nullcontext():
+        stats.records_in = decode_messages(messages)
     stats.decode_ms = (time.perf_counter() - started) * 1000.0
 
     run = await runner.run(record_groups(messages))

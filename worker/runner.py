@@ -30,11 +30,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from packflow.backend.metrics import STEP_NAMES
 from worker._backoff import Backoff
 from worker.retry import BackendTimeout, BackendUnavailable, RetryPolicy
+
+if TYPE_CHECKING:
+    from worker.tracing import BatchTracer
 
 __all__ = ["BatchRun", "BatchRunner", "Failure", "SupportsRun", "ask_ready"]
 
@@ -129,6 +132,7 @@ class BatchRunner:
         timeout: float | None = None,
         breaker_ratio: float = 1.0,
         breaker_min_messages: int = 2**31,
+        tracer: BatchTracer | None = None,
     ) -> None:
         self._backend = backend
         self._executor = executor
@@ -138,6 +142,7 @@ class BatchRunner:
         self._breaker_ratio = breaker_ratio
         self._breaker_min_messages = breaker_min_messages
         self._stuck: dict[concurrent.futures.Future[Any], float] = {}
+        self._tracer = tracer
         self.last_step = "transform_outputs" if hasattr(backend, "transform_outputs") else "execute"
 
     def stuck_seconds(self) -> float:
@@ -151,6 +156,18 @@ class BatchRunner:
         return self._backend.run(records), waited
 
     async def _run_once(self, records: list[dict[str, Any]], stats: BatchRun) -> _RunResult:
+        if self._tracer is None:
+            return await self._submit(records, stats)
+        with self._tracer.call(len(records)) as span:
+            try:
+                result = await self._submit(records, stats)
+            except Exception as exc:
+                span.failed(exc)
+                raise
+            span.steps(_step_times(result.metrics))
+            return result
+
+    async def _submit(self, records: list[dict[str, Any]], stats: BatchRun) -> _RunResult:
         if len(self._stuck) >= self._parallel:
             stats.timed_out_calls += 1
             raise BackendTimeout(

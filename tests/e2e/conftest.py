@@ -119,10 +119,12 @@ async def topics(
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: WorkerSettings, backend: Any, *, start_timeout: float = 60.0
+    settings: WorkerSettings, backend: Any, *, start_timeout: float = 60.0, **options: Any
 ) -> AsyncIterator[Worker]:
-    """Run a worker as a task; on exit request a stop and wait for a clean exit code."""
-    worker = Worker(settings, backend)
+    """Run a worker as a task; on exit request a stop and wait for a clean exit code.
+
+    ``options`` go to :class:`Worker` (e.g. ``tracer_provider``)."""
+    worker = Worker(settings, backend, **options)
     task = asyncio.create_task(worker.run())
     started = asyncio.create_task(worker.started.wait())
     done, _ = await asyncio.wait(
