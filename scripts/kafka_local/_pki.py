@@ -145,6 +145,8 @@ def issue_certificate(
 ) -> CertificateFiles:
     """Issue a certificate for ``CN=<common_name>,OU=packflow-local,O=packflow``.
 
+    It is signed by ``ca_cert`` with the key :func:`make_ca` wrote beside it.
+
     ``server=True`` adds ``serverAuth`` and the loopback SANs (``IP:127.0.0.1``,
     ``DNS:localhost``) to ``clientAuth``. With ``key_password`` the ``key`` file is
     PKCS#8 encrypted (AES-256-CBC) with it; the unencrypted key is always written too.

@@ -3,19 +3,14 @@
 ``scripts/kafka start --secure`` (``LocalKafka(..., secure=True)``) runs one KRaft node
 with these listeners, each on its own free loopback port:
 
-============  ============  ===============================================================
-listener      protocol      clients authenticate with
-============  ============  ===============================================================
-``SASL_SSL``  SASL_SSL      SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (users ``admin``,
-                            ``worker``; one password each, for all three mechanisms)
-``MTLS``      SSL           a client certificate (``ssl.client.auth=required``); the
-                            subject ``CN=<name>,OU=packflow-local,O=packflow`` maps to
-                            ``User:<name>``
-``OAUTH``     SASL_SSL      OAUTHBEARER: RS256 JWTs checked against a JWKS URL, expected
-                            issuer and audience; ``sub`` is the principal
-``INTERNAL``  SSL (mTLS)    the broker itself (``User:broker``), inter-broker traffic
-``CONTROLLER``  SSL (mTLS)  the broker talking to its own KRaft controller
-============  ============  ===============================================================
+- ``SASL_SSL`` (SASL_SSL): SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, users ``admin`` and
+  ``worker`` (one password each, for all three mechanisms);
+- ``MTLS`` (SSL, ``ssl.client.auth=required``): a client certificate whose subject
+  ``CN=<name>,OU=packflow-local,O=packflow`` maps to ``User:<name>``;
+- ``OAUTH`` (SASL_SSL): OAUTHBEARER, RS256 JWTs checked against a JWKS URL and the
+  expected issuer and audience; ``sub`` is the principal;
+- ``INTERNAL`` and ``CONTROLLER`` (SSL, client certificates required): the broker talking
+  to itself and to its KRaft controller as ``User:broker``.
 
 ACLs are on (``StandardAuthorizer``, ``allow.everyone.if.no.acl.found=false``); the
 super users are ``User:admin`` and ``User:broker``, so ``worker`` can do nothing until

@@ -540,6 +540,21 @@ def _env_blocks(text: str) -> dict[str, dict[str, str]]:
     return blocks
 
 
+async def _admin_connects(settings: dict[str, str]) -> None:
+    """Connect and authenticate with a printed admin block (raises if refused)."""
+    host, _, port = settings["PACKFLOW_BOOTSTRAP_SERVERS"].rpartition(":")
+    conn = await create_conn(
+        host,
+        int(port),
+        security_protocol=settings["PACKFLOW_SECURITY_PROTOCOL"],
+        ssl_context=create_ssl_context(cafile=settings["PACKFLOW_SSL_CAFILE"]),
+        sasl_mechanism=settings["PACKFLOW_SASL_MECHANISM"],
+        sasl_plain_username=settings["PACKFLOW_SASL_USERNAME"],
+        sasl_plain_password=settings["PACKFLOW_SASL_PASSWORD"],
+    )
+    conn.close()
+
+
 async def test_cli_start_secure_prints_working_settings_then_status_and_stop(
     tmp_path: Path,
 ) -> None:
@@ -574,17 +589,7 @@ async def test_cli_start_secure_prints_working_settings_then_status_and_stop(
         # The admin's printed settings work; the worker's file-JWKS token is accepted.
         admin = blocks["admin-scram-sha-512"]
         context = create_ssl_context(cafile=admin["PACKFLOW_SSL_CAFILE"])
-        host, _, port = admin["PACKFLOW_BOOTSTRAP_SERVERS"].rpartition(":")
-        conn = await create_conn(
-            host,
-            int(port),
-            security_protocol=admin["PACKFLOW_SECURITY_PROTOCOL"],
-            ssl_context=context,
-            sasl_mechanism=admin["PACKFLOW_SASL_MECHANISM"],
-            sasl_plain_username=admin["PACKFLOW_SASL_USERNAME"],
-            sasl_plain_password=admin["PACKFLOW_SASL_PASSWORD"],
-        )
-        conn.close()
+        await _admin_connects(admin)
         token = (state / "secure" / "worker.jwt").read_text().strip()
         oauth = blocks["worker-oauthbearer"]
         host, _, port = oauth["PACKFLOW_BOOTSTRAP_SERVERS"].rpartition(":")
@@ -607,6 +612,21 @@ async def test_cli_start_secure_prints_working_settings_then_status_and_stop(
     assert not pid_alive(pid)
     after = run_cli("--state-dir", str(state), "status")
     assert (after.returncode, after.stdout) == (1, "")
+
+    # A restart keeps the CA, the passwords and the SCRAM users of the first start.
+    ca = (state / "secure" / "ca.pem").read_bytes()
+    restarted = run_cli("--state-dir", str(state), "start", "--secure")
+    try:
+        assert restarted.returncode == 0, restarted.stderr
+        again = _env_blocks(restarted.stdout)
+        assert (
+            again["admin-scram-sha-512"]["PACKFLOW_SASL_PASSWORD"]
+            == admin["PACKFLOW_SASL_PASSWORD"]
+        )
+        assert (state / "secure" / "ca.pem").read_bytes() == ca
+        await _admin_connects(again["admin-scram-sha-512"])
+    finally:
+        assert run_cli("--state-dir", str(state), "stop").returncode == 0
     plain = run_cli("--state-dir", str(state), "start")
     assert plain.returncode == 1
     assert "holds a secured broker: start it with --secure" in plain.stderr
