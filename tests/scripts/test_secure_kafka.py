@@ -368,39 +368,36 @@ async def test_the_broker_closes_a_connection_whose_token_expired_and_aiokafka_r
 ) -> None:
     topic, group = await create_secure_topic(), group_name()
     await secure_kafka.grant_worker(topic, group=group)
-    oidc = secure_kafka.oidc
-    tokens = OIDCTokens(oidc)
+    tokens = OIDCTokens(secure_kafka.oidc)
     options = secure_kafka.client_options("oauth", token_provider=tokens)
-    lifetime = oidc.token_lifetime
-    oidc.token_lifetime = 2.0
     caplog.set_level(logging.WARNING, logger="aiokafka")
     producer = AIOKafkaProducer(**options)
     consumer = AIOKafkaConsumer(
         topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **options
     )
-    try:
-        await producer.start()
-        await consumer.start()
-        connected_with = tokens.calls
-        sent: list[bytes] = []
-        received: list[bytes] = []
-        deadline = time.monotonic() + WAIT
-        # A new token is fetched only for a new connection: run until the clients had to
-        # reconnect three times (and the consumer caught up).
-        while tokens.calls < connected_with + 3 or len(received) < len(sent):
-            assert time.monotonic() < deadline, (
-                f"{tokens.calls} tokens, {len(received)}/{len(sent)}"
-            )
-            if len(sent) < 200:
-                value = f"m{len(sent)}".encode()
-                await producer.send_and_wait(topic, value, partition=0)
-                sent.append(value)
-            batch = await consumer.getmany(timeout_ms=200)
-            received += [record.value for records in batch.values() for record in records]
-    finally:
-        oidc.token_lifetime = lifetime
-        await producer.stop()
-        await consumer.stop()
+    sent: list[bytes] = []
+    received: list[bytes] = []
+    with secure_kafka.oidc.using_lifetime(2.0):
+        try:
+            await producer.start()
+            await consumer.start()
+            connected_with = tokens.calls
+            deadline = time.monotonic() + WAIT
+            # A new token is fetched only for a new connection: run until the clients had
+            # to reconnect three times (and the consumer caught up).
+            while tokens.calls < connected_with + 3 or len(received) < len(sent):
+                assert time.monotonic() < deadline, (
+                    f"{tokens.calls} tokens, {len(received)}/{len(sent)}"
+                )
+                if len(sent) < 200:
+                    value = f"m{len(sent)}".encode()
+                    await producer.send_and_wait(topic, value, partition=0)
+                    sent.append(value)
+                batch = await consumer.getmany(timeout_ms=200)
+                received += [record.value for records in batch.values() for record in records]
+        finally:
+            await producer.stop()
+            await consumer.stop()
     assert received == sent
     closed = [r.getMessage() for r in caplog.records if "closed" in r.getMessage()]
     assert closed, "the broker never closed a connection whose token expired"
@@ -484,9 +481,10 @@ def test_the_token_endpoint_refuses_bad_clients_and_can_be_switched_off() -> Non
             oidc.fetch_token()
         assert (refused.value.status, refused.value.error) == (503, "temporarily_unavailable")
         oidc.refusing = False
-        oidc.token_lifetime = 1.5
-        claims = _decode(oidc.fetch_token().split(".")[1])
+        with oidc.using_lifetime(1.5):
+            claims = _decode(oidc.fetch_token().split(".")[1])
         assert claims["exp"] - claims["iat"] == 1
+        assert oidc.token_lifetime == 300.0
         assert oidc.tokens_issued == 2
 
 

@@ -23,6 +23,7 @@ token endpoint handed out. Secrets never appear in its answers or logs (it logs 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -31,6 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -154,6 +156,16 @@ class OIDCServer:
             raise ValueError(f"token lifetime must be > 0 s, got {seconds}")
         with self._lock:
             self._token_lifetime = float(seconds)
+
+    @contextlib.contextmanager
+    def using_lifetime(self, seconds: float) -> Iterator[None]:
+        """Issue tokens living ``seconds`` inside the ``with`` block, then restore."""
+        before = self.token_lifetime
+        self.token_lifetime = seconds
+        try:
+            yield
+        finally:
+            self.token_lifetime = before
 
     @property
     def refusing(self) -> bool:

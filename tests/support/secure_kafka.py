@@ -36,7 +36,8 @@ class SecureKafka:
     broker: LocalKafka
     security: BrokerSecurity
     #: The identity provider whose JWKS the OAUTH listener trusts (issuer, audience and
-    #: client id/secret of ``worker``; ``token_lifetime``, ``refusing``, ``tokens_issued``).
+    #: client id/secret of ``worker``; ``token_lifetime`` or ``using_lifetime(s)``,
+    #: ``refusing``, ``tokens_issued``; put them back after a test: the server is shared).
     oidc: OIDCServer
     #: ACLs and topics as ``admin`` (SCRAM-SHA-512 on the SASL_SSL listener).
     admin: SecureAdmin
