@@ -24,6 +24,20 @@
     Same as ``create_topic`` on a broker of your own (e.g. a ``LocalKafka`` a restart
     test starts): ``await create_topic_on(bootstrap, partitions=1, *, prefix=None,
     config=None) -> str``.
+
+``secure_kafka`` (session scope, ``tests.support.secure_kafka.SecureKafka``)
+    A secured broker (``scripts/kafka start --secure``: SASL_SSL with SCRAM-SHA-512/256
+    and PLAIN, mTLS, OAUTHBEARER, ACLs on) started once per session, only when a test
+    asks for it, after a test identity provider (``tests.support.oidc.OIDCServer``)
+    whose JWKS its OAUTH listener trusts. It always comes from ``scripts/kafka_local``
+    (neither Docker nor ``PACKFLOW_TEST_BOOTSTRAP_SERVERS`` can give a broker with our
+    users, certificates and identity provider) and is stopped like the plain one. ACLs
+    live as long as the session: a test that needs the worker to lack a permission
+    revokes it (``await secure_kafka.revoke_all()``).
+
+``create_secure_topic`` (function scope)
+    ``await create_secure_topic(partitions=1, *, prefix=None, config=None) -> str``
+    creates a topic on the secured broker as admin, named like ``create_topic``'s.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from hypothesis import settings
@@ -49,6 +63,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import kafka_local  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.support.secure_kafka import SecureKafka
 
 # Property tests check rules, not speed: a loaded CI machine must not fail them on timing.
 settings.register_profile("packflow", deadline=None)
@@ -77,7 +94,9 @@ class CreateTopic(Protocol):
     ) -> Awaitable[str]: ...
 
 
-KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "create_topic", "create_topic_on"})
+KAFKA_FIXTURES = frozenset(
+    {"kafka_bootstrap", "create_topic", "create_topic_on", "secure_kafka", "create_secure_topic"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -271,5 +290,70 @@ def create_topic_on(request: pytest.FixtureRequest) -> CreateTopicOn:
         name = topic_name(prefix or request.node.name)
         await create_kafka_topic(bootstrap, name, partitions, config)
         return name
+
+    return create
+
+
+# -- the secured broker ------------------------------------------------------------------
+
+#: ``connections.max.reauth.ms`` of the secured broker's OAUTH listener. With it set the
+#: broker closes a connection at its first request after the token expired (aiokafka
+#: cannot re-authenticate, KIP-368), so a worker must reconnect with a fresh token. One
+#: hour: the tokens' own ``exp`` decides (the test OIDC server's default lifetime is 5 min).
+SECURE_OAUTH_MAX_REAUTH_MS = 3_600_000
+_SECURE_FIX = (
+    "Fix: install a JDK 17+ and openssl (and Maven for the first run, which downloads the "
+    "broker jars into .kafka/libs); try it with: scripts/kafka start --secure"
+)
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureKafka]:
+    """A secured broker and its identity provider, shared by the session (module doc)."""
+    from tests.support.oidc import OIDCServer
+    from tests.support.secure_kafka import SecureKafka
+
+    _remove_abandoned_state_dirs()
+    state_dir = Path(tempfile.mkdtemp(prefix=STATE_DIR_PREFIX))
+    oidc = OIDCServer().start()
+    broker = kafka_local.LocalKafka(
+        state_dir / "broker",
+        tie_to_parent=True,
+        secure=True,
+        jwks_url=oidc.jwks_url,
+        oauth_issuer=oidc.issuer,
+        oauth_audience=oidc.audience,
+        settings={
+            "listener.name.oauth.oauthbearer.connections.max.reauth.ms": str(
+                SECURE_OAUTH_MAX_REAUTH_MS
+            )
+        },
+    )
+    try:
+        try:
+            broker.start(timeout=150.0)
+        except kafka_local.KafkaLocalError as exc:
+            pytest.fail(
+                f"the secured Kafka broker is unavailable for the tests: {exc}. {_SECURE_FIX}",
+                pytrace=False,
+            )
+        yield SecureKafka.create(broker, oidc, oauth_max_reauth_ms=SECURE_OAUTH_MAX_REAUTH_MS)
+    finally:
+        with contextlib.suppress(kafka_local.KafkaLocalError):
+            if broker.is_running():
+                broker.stop()
+        oidc.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def create_secure_topic(secure_kafka: SecureKafka, request: pytest.FixtureRequest) -> CreateTopic:
+    """Async factory of fresh topics on the secured broker, created as admin."""
+
+    async def create(
+        partitions: int = 1, *, prefix: str | None = None, config: dict[str, str] | None = None
+    ) -> str:
+        name = topic_name(prefix or request.node.name)
+        return await secure_kafka.create_topic(name, partitions, config)
 
     return create

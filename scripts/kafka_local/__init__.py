@@ -9,7 +9,12 @@ Used by ``scripts/kafka`` (the CLI) and by the pytest fixtures in ``tests/confte
     ...
     broker.stop()
 
-Standard library only, so the CLI runs before any virtual env exists.
+    secured = LocalKafka(tmp_path / "secure", secure=True, tie_to_parent=True)
+    secured.start()  # the SASL_SSL listener's address
+    settings = secured.security.client_settings("mtls")  # PACKFLOW_* for a worker
+
+Standard library only (plus the ``openssl`` command for a secured broker), so the CLI
+runs before any virtual env exists.
 """
 
 from ._errors import (
@@ -21,7 +26,9 @@ from ._errors import (
     PortInUseError,
     StartupError,
 )
+from ._pki import PkiError
 from ._probe import BrokerMetadata, ProbeError, check_bootstrap, fetch_metadata
+from ._secure import BrokerSecurity, Credentials, Listener, OAuthValidation
 from .broker import (
     DEFAULT_JVM_OPTIONS,
     DEFAULT_KAFKA_VERSION,
@@ -39,11 +46,16 @@ __all__ = [
     "DEFAULT_STATE_DIR",
     "AlreadyRunningError",
     "BrokerMetadata",
+    "BrokerSecurity",
+    "Credentials",
     "DownloadError",
     "JavaNotFoundError",
     "KafkaLocalError",
+    "Listener",
     "LocalKafka",
     "NotRunningError",
+    "OAuthValidation",
+    "PkiError",
     "PortInUseError",
     "ProbeError",
     "StartupError",

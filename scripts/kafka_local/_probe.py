@@ -2,12 +2,15 @@
 
 It sends ApiVersions v0 to learn which Metadata versions the broker accepts, then one
 non-flexible Metadata request (v1..v8) for no topics, and decodes the broker list.
-That is all ``scripts/kafka`` needs to know that the broker answers clients.
+That is all ``scripts/kafka`` needs to know that the broker answers clients. With an
+``ssl.SSLContext`` it asks over TLS (the secured broker's mTLS listeners).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
 
@@ -94,13 +97,19 @@ def _metadata_body(version: int) -> bytes:
     return body
 
 
-def fetch_metadata(host: str, port: int, timeout: float = 2.0) -> BrokerMetadata:
+def fetch_metadata(
+    host: str, port: int, timeout: float = 2.0, *, ssl_context: ssl.SSLContext | None = None
+) -> BrokerMetadata:
     """Send one Metadata request to ``host:port`` and return the decoded broker list.
 
-    Raises ``ProbeError`` (or ``OSError`` when nothing listens) if the broker cannot
-    answer yet.
+    Raises ``ProbeError`` (or ``OSError`` when nothing listens, ``ssl.SSLError`` when
+    the TLS handshake fails) if the broker cannot answer yet. With ``ssl_context`` the
+    connection is TLS, its server name ``host``.
     """
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+        if ssl_context is not None:
+            sock = stack.enter_context(ssl_context.wrap_socket(sock, server_hostname=host))
         sock.settimeout(timeout)
         low, high = _metadata_versions(sock)
         version = min(high, _MAX_NON_FLEXIBLE_METADATA)

@@ -1,4 +1,9 @@
-"""``scripts/kafka start|stop|status|logs|fetch``: the command-line face of ``LocalKafka``."""
+"""``scripts/kafka start|stop|status|logs|fetch``: the command-line face of ``LocalKafka``.
+
+``start --secure`` (and ``status`` of a secured broker) prints the client settings of
+each listener as ``PACKFLOW_*`` lines, passwords included: the broker is a throw-away
+one on 127.0.0.1, and printing them is the point.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--offline", action="store_true", help="never download: Maven runs with -o")
     start.add_argument(
+        "--secure",
+        action="store_true",
+        help="TLS, mTLS, SASL SCRAM/PLAIN, OAUTHBEARER and ACLs instead of PLAINTEXT; "
+        "prints each listener's client settings",
+    )
+    start.add_argument(
+        "--jwks-url",
+        help="with --secure: the identity provider's JWKS URL that checks OAUTHBEARER "
+        "tokens (default: a file JWKS of a throw-away key, with a worker token signed by it)",
+    )
+    start.add_argument("--oauth-issuer", help="with --secure: the iss tokens must carry")
+    start.add_argument("--oauth-audience", help="with --secure: the aud tokens must carry")
+    start.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait until it answers"
     )
     fetch = commands.add_parser(
@@ -76,6 +94,14 @@ def _announce(message: str) -> None:
     print(f"{_PROG}: {message}", file=sys.stderr, flush=True)
 
 
+def _print_clients(broker: LocalKafka) -> None:
+    """The bootstrap address; for a secured broker, every listener's client settings."""
+    security = broker.security
+    text = security.describe() if security is not None else broker.bootstrap_servers + "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "start":
         broker = LocalKafka(
@@ -86,10 +112,15 @@ def _run(args: argparse.Namespace) -> int:
             settings=_settings(args.set),
             offline=args.offline,
             announce=_announce,
+            secure=args.secure,
+            jwks_url=args.jwks_url,
+            oauth_issuer=args.oauth_issuer,
+            oauth_audience=args.oauth_audience,
         )
-        bootstrap = broker.start(timeout=args.timeout)
-        _announce(f"Apache Kafka {broker.version} is up (pid {broker.pid}, log {broker.log_file})")
-        print(bootstrap, flush=True)
+        broker.start(timeout=args.timeout)
+        kind = "secured Apache Kafka" if args.secure else "Apache Kafka"
+        _announce(f"{kind} {broker.version} is up (pid {broker.pid}, log {broker.log_file})")
+        _print_clients(broker)
         return 0
     if args.command == "fetch":
         libs = ensure_jars(
@@ -106,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         if not broker.is_running():
             _announce(f"not running (state dir {broker.state_dir})")
             return 1
-        print(broker.bootstrap_servers, flush=True)
+        _print_clients(broker)
         return 0
     if not broker.log_file.is_file():
         raise KafkaLocalError(f"no broker log yet at {broker.log_file}")

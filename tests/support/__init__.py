@@ -1,0 +1,8 @@
+"""Test-support code shared by several test modules (not tests themselves).
+
+- ``oidc``: ``OIDCServer``, an OAuth 2.0 client-credentials token endpoint and JWKS on
+  127.0.0.1 that signs RS256 JWTs.
+- ``kafka_admin``: ``Acl`` and ``SecureAdmin``: grant and revoke ACLs and create topics
+  on the secured broker as its super user.
+- ``secure_kafka``: ``SecureKafka``, what the ``secure_kafka`` fixture yields.
+"""
