@@ -136,11 +136,17 @@ _CLEANUP_POLICY = "cleanup.policy"
 
 
 async def start_with_retry(
-    client: AIOKafkaConsumer | AIOKafkaProducer, bootstrap: str, seconds: float
+    client: AIOKafkaConsumer | AIOKafkaProducer,
+    bootstrap: str,
+    seconds: float,
+    *,
+    group: str | None = None,
 ) -> None:
-    """Start ``client``, retrying connection failures for up to ``seconds``.
+    """Start ``client`` (a consumer of ``group``), retrying connection failures for up to
+    ``seconds``.
 
-    Raises :class:`StartupError` naming the bootstrap address when it never answers.
+    Raises :class:`StartupError` naming the bootstrap address when it never answers, or the
+    operation and resource when an ACL is missing.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
@@ -152,6 +158,14 @@ async def start_with_retry(
             return
         except KafkaError as exc:
             await stop_bounded(client, 2.0)
+            if isinstance(exc, GroupAuthorizationFailedError) and group is not None:
+                refusal = not_authorized(exc, "Read", f"consumer group {group!r}")
+                raise StartupError(str(refusal)) from exc
+            if isinstance(exc, AUTHORIZATION_ERRORS):
+                raise StartupError(
+                    f"not authorized: starting the Kafka {kind} was refused by the broker "
+                    f"({describe(exc)})"
+                ) from exc
             if not getattr(exc, "retriable", False) or loop.time() + backoff.peek() > deadline:
                 raise StartupError(
                     f"Kafka {kind} could not connect to bootstrap servers {bootstrap!r} "

@@ -235,7 +235,9 @@ class Worker:
         output_partitions = await self._start_producer(stack)
         consumer, delivery = self._build_pipeline(output_partitions)
         self._closing(stack, delivery.close)  # after the consumer stopped
-        await start_with_retry(consumer, s.bootstrap_servers, s.startup_timeout_seconds)
+        await start_with_retry(
+            consumer, s.bootstrap_servers, s.startup_timeout_seconds, group=s.group_id
+        )
         self._closing(stack, lambda d: stop_bounded(consumer, d.remaining()))
         self._closing(stack, delivery.drain)  # before the consumer stops
         await delivery.start()

@@ -18,10 +18,12 @@ from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
     IllegalSaslStateError,
+    KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from worker._backoff import Backoff
 from worker.connection_settings import ConnectionSettings
@@ -81,11 +83,27 @@ async def check_connection(
                 raise StartupError(f"OAUTHBEARER authentication failed: {exc}") from None
             except _AUTH_ERRORS as exc:
                 raise StartupError(_auth_failure(settings, address, exc)) from None
+            except KafkaConnectionError as exc:
+                if settings.security_protocol == "SSL" and settings.ssl_certfile is None:
+                    raise StartupError(_closed_after_tls(address)) from None
+                last = exc
+                continue
             except (OSError, KafkaError, TimeoutError) as exc:
                 last = exc
                 continue
-            conn.close()
-            return
+            try:
+                # aiokafka ignores a broker's refusal of an OAUTHBEARER token: the broker then
+                # answers the first request with empty metadata and closes the connection.
+                metadata = await asyncio.wait_for(conn.send(MetadataRequest([])), remaining)
+                refused = not metadata.brokers or not conn.connected()
+            except (KafkaError, TimeoutError) as exc:
+                refused, last = True, exc
+            finally:
+                conn.close()
+            if refused and settings.sasl_mechanism == "OAUTHBEARER":
+                raise StartupError(_token_refused(settings, address))
+            if not refused:
+                return
         if loop.time() + backoff.peek() > deadline:
             raise StartupError(_unreachable(settings, seconds, last))
         await asyncio.sleep(backoff.next_delay())
@@ -115,6 +133,22 @@ def _auth_failure(settings: ConnectionSettings, address: str, exc: BaseException
         who = f" with a token for client {settings.sasl_oauth_client_id!r}"
     detail = str(exc) or type(exc).__name__
     return f"{mechanism} authentication{who} at {address} failed: {detail}"
+
+
+def _closed_after_tls(address: str) -> str:
+    return (
+        f"TLS handshake with {address} failed: the broker closed the connection right after "
+        "it, so it requires a client certificate (mTLS): give --ssl-certfile and --ssl-keyfile"
+    )
+
+
+def _token_refused(settings: ConnectionSettings, address: str) -> str:
+    return (
+        f"OAUTHBEARER authentication with a token for client {settings.sasl_oauth_client_id!r} "
+        f"at {address} failed: the broker closed the connection after authentication, so it "
+        f"refused the token from {settings.sasl_oauth_token_endpoint_url} (check its issuer, "
+        "audience, expiry and signing key against the broker's OAUTHBEARER settings)"
+    )
 
 
 def _unreachable(settings: ConnectionSettings, seconds: float, last: BaseException | None) -> str:
