@@ -1,5 +1,5 @@
 """``packflow-worker redrive`` without a broker: reading dead letters back, filters, headers,
-loop protection, counting, the table and pacing."""
+loop protection, counting, the table, pacing and the options."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+import worker.redrive
 from worker._rate import TokenBucket
 from worker.codec import DeadLetter, encode_dead_letter
+from worker.connection_settings import ConnectionSettings
 from worker.errors import SettingsError
 from worker.redrive import (
     REDRIVE_COUNT_HEADER,
     Condition,
     NotADeadLetterError,
     NotSelected,
+    RedriveOptions,
     RedriveReport,
     Resend,
     Selection,
@@ -357,3 +360,39 @@ def test_sleeping_as_told_keeps_the_rate():
     for _ in range(101):
         clock.now += bucket.reserve()
     assert clock.now - start == pytest.approx(2.0)
+
+
+# Options
+
+
+def connection() -> ConnectionSettings:
+    return ConnectionSettings(bootstrap_servers="127.0.0.1:9")
+
+
+def test_the_default_group_is_named_after_the_dead_letter_topic():
+    assert RedriveOptions("events-dlq", connection()).group == "packflow-redrive-events-dlq"
+    assert RedriveOptions("events-dlq", connection(), group_id="mine").group == "mine"
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"target_topic": "dlq"}, "--target-topic is the dead-letter topic itself"),
+        ({"dlq_topic": " "}, "--dlq-topic must not be empty"),
+        ({"max_redrives": 0}, "--max-redrives"),
+        ({"rate": 0.0}, "--rate"),
+        ({"limit": 0}, "--limit"),
+    ],
+)
+def test_bad_options_are_settings_errors(changes, fragment):
+    values = {"dlq_topic": "dlq", "connection": connection(), **changes}
+    with pytest.raises(SettingsError, match=fragment):
+        RedriveOptions(**values)
+
+
+def test_the_package_exports_its_public_names():
+    for name in worker.redrive.__all__:
+        assert hasattr(worker.redrive, name), name
+    assert {"redrive", "RedriveOptions", "RedriveReport", "Selection"} <= set(
+        worker.redrive.__all__
+    )
