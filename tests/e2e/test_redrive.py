@@ -1,7 +1,7 @@
 """``packflow-worker redrive`` on the real broker: real dead letters from a real worker go back.
 
 Each test makes dead letters the way production does (a ``Poison`` worker rejects some inputs),
-then redrives them with :func:`worker.redrive.redrive`.
+then redrives them with :func:`worker.redrive.redrive`, once through the CLI subprocess.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import os
+import sys
 import time
 import uuid
 from typing import Any
@@ -244,3 +246,51 @@ async def test_runs_resume_and_stop_at_the_end_offsets_they_started_with(
     assert (third.redriven, third.skipped, third.not_selected) == (0, 0, 0)
     sent = await consume(kafka_bootstrap, target, 5, settle=0.3)
     assert ids(sent) == [0, 0, 1, 2, 3]
+
+
+async def test_the_cli_reports_omitted_values_and_foreign_messages_and_sends_the_rest(
+    kafka_bootstrap, topics, worker_settings, create_topic
+):
+    # A dead letter over the dead-letter topic's max.message.bytes loses its value.
+    names = await topics(1, dlq_config={"max.message.bytes": "3000"})
+    target = await create_topic(1, prefix="target")
+    messages = [
+        (b"big", record_value(0, poison=True, pad="x" * 3000)),
+        (b"small", record_value(1, poison=True)),
+    ]
+    letters = await dead_letters_of(kafka_bootstrap, names, worker_settings, messages, 2)
+    assert orjson.loads(letters[0].value)["value_omitted"]
+    await produce(kafka_bootstrap, names["dlq_topic"], [(b"x", b"not json"), (b"y", b'{"a": 1}')])
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACKFLOW_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        "redrive",
+        "--dlq-topic",
+        names["dlq_topic"],
+        "--target-topic",
+        target,
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--group-id",
+        f"r-{uuid.uuid4().hex[:8]}",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()
+    table = stdout.decode()
+    print(table)
+    lines = table.splitlines()
+    assert lines[-1].split() == ["total", "1", "3", "0"]
+    (value_error,) = [line for line in lines if line.startswith("ValueError")]
+    assert value_error.split()[:5] == ["ValueError", "execute", "1", "1", "0"]
+    assert "value omitted: 1" in value_error
+    (foreign,) = [line for line in lines if line.startswith("(not a dead letter)")]
+    assert "not JSON: 1" in foreign
+    assert "error missing or not an object: 1" in foreign
+    (sent,) = await consume(kafka_bootstrap, target, 1, settle=0.3)
+    assert (sent.key, ids([sent])) == (b"small", [1])

@@ -1,9 +1,10 @@
 """``packflow-worker redrive`` without a broker: reading dead letters back, filters, headers,
-loop protection, counting, the table, pacing and the options."""
+loop protection, counting, the table, pacing and the command line's one-line errors."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import orjson
 import pytest
@@ -11,6 +12,7 @@ from aiokafka.structs import ConsumerRecord
 
 import worker.redrive
 from worker._rate import TokenBucket
+from worker.cli import main as worker_main
 from worker.codec import DeadLetter, encode_dead_letter
 from worker.connection_settings import ConnectionSettings
 from worker.errors import SettingsError
@@ -396,3 +398,131 @@ def test_the_package_exports_its_public_names():
     assert {"redrive", "RedriveOptions", "RedriveReport", "Selection"} <= set(
         worker.redrive.__all__
     )
+
+
+# The command line (in-process: no broker needed for these)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    for name in list(os.environ):
+        if name.startswith("PACKFLOW_"):
+            monkeypatch.delenv(name)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = 0
+        try:
+            worker_main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("packflow-worker redrive: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--where", "error.kind=X"], "unknown field 'error.kind'"),
+        (["--since", "soon"], "--since 'soon' is neither an ISO-8601 time"),
+        (["--rate", "0"], "--rate"),
+        (["--limit", "-1"], "--limit"),
+        (["--no-such-flag"], "--no-such-flag"),
+        (["--security-protocol", "SSL", "--ssl-cafile", "/nope"], "--ssl-cafile"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(run_cli, args, fragment):
+    code, out, err = run_cli("redrive", "--dlq-topic", "dlq", *args)
+    assert code == 2
+    assert fragment in one_error_line(err)
+    assert out == ""
+
+
+def test_a_missing_dlq_topic_is_named(run_cli):
+    code, _, err = run_cli("redrive")
+    assert code == 2
+    assert "--dlq-topic" in one_error_line(err)
+
+
+def test_a_secret_is_never_printed(run_cli):
+    code, out, err = run_cli("redrive", "--dlq-topic", "d", "--sasl-password", "hunter2-secret")
+    assert code == 2
+    assert "needs --security-protocol SASL_PLAINTEXT or SASL_SSL" in one_error_line(err)
+    assert "hunter2-secret" not in out + err
+
+
+def test_an_unreachable_broker_is_a_start_up_failure(run_cli):
+    code, out, err = run_cli(
+        "redrive",
+        "--dlq-topic",
+        "dlq",
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--startup-timeout-seconds",
+        "0.5",
+    )
+    assert code == 2
+    assert "Kafka could not be reached at bootstrap servers '127.0.0.1:1'" in one_error_line(err)
+    assert out == ""
+
+
+def test_the_connection_settings_come_from_the_workers_variables(run_cli, monkeypatch):
+    monkeypatch.setenv("PACKFLOW_SECURITY_PROTOCOL", "SASL_SSL")
+    code, _, err = run_cli("redrive", "--dlq-topic", "dlq")
+    assert code == 2
+    assert "--security-protocol SASL_SSL needs --sasl-mechanism" in one_error_line(err)
+
+
+def test_redrive_help_names_the_timestamp_and_the_connection_flags(run_cli):
+    code, out, _ = run_cli("redrive", "--help")
+    assert code == 0
+    assert "Kafka timestamp" in out
+    for flag in (
+        "--bootstrap-servers",
+        "--security-protocol",
+        "--ssl-cafile",
+        "--ssl-certfile",
+        "--ssl-keyfile",
+        "--ssl-key-password-file",
+        "--sasl-mechanism",
+        "--sasl-username",
+        "--sasl-password-file",
+        "--sasl-oauth-token-endpoint-url",
+        "--sasl-oauth-client-id",
+        "--sasl-oauth-client-secret-file",
+        "--sasl-oauth-scope",
+        "--where",
+        "--dry-run",
+        "--max-redrives",
+    ):
+        assert flag in out, flag
+    assert "--group-instance-id" not in out
+    assert "--input-topic" not in out
+
+
+def test_the_worker_help_still_lists_its_options_and_points_to_redrive(run_cli):
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    assert "--input-topic" in out
+    assert "PACKFLOW_MAX_BATCH_SIZE" in out
+    assert "packflow-worker redrive --help" in out
+
+
+def test_worker_flags_still_reach_the_worker(run_cli):
+    code, _, err = run_cli("--input-topic", "in", "--output-topic", "out", "--dlq-topic", "dlq")
+    assert code == 2
+    assert err.startswith("packflow-worker: error: invalid settings: give --backend")
+
+
+def test_a_where_flag_does_not_parse_as_a_worker_option(run_cli):
+    code, _, err = run_cli("--where", "x=1")
+    assert code == 2
+    assert err.startswith("packflow-worker: error: ")

@@ -10,7 +10,8 @@ its source topic (or a target topic) and returns a :class:`RedriveReport`. The m
 * :mod:`~worker.redrive.plan` -- one decision per message: resend, skip (why) or not selected;
 * :mod:`~worker.redrive.reader` -- reading a topic once, resumably, up to its end offsets;
 * :mod:`~worker.redrive.run` -- :func:`redrive`: the run against Kafka;
-* :mod:`~worker.redrive.report` -- the counts and the table.
+* :mod:`~worker.redrive.report` -- the counts and the table;
+* :mod:`~worker.redrive.cli` -- the ``packflow-worker redrive`` command.
 """
 
 from worker.redrive.letters import NotADeadLetterError, StoredDeadLetter, read_dead_letter
