@@ -248,6 +248,57 @@ async def test_runs_resume_and_stop_at_the_end_offsets_they_started_with(
     assert ids(sent) == [0, 0, 1, 2, 3]
 
 
+async def test_a_failed_send_commits_only_what_the_broker_acknowledged(
+    kafka_bootstrap, topics, worker_settings, create_topic
+):
+    names = await topics(1)
+    # The broker refuses a message over the target's max.message.bytes: the third one.
+    narrow = await create_topic(1, prefix="narrow", config={"max.message.bytes": "400"})
+    wide = await create_topic(1, prefix="wide")
+    messages = [
+        (b"k", record_value(i, poison=True, pad="x" * (600 if i == 2 else 0))) for i in range(4)
+    ]
+    await dead_letters_of(kafka_bootstrap, names, worker_settings, messages, 4)
+    # Paced, so that no producer batch holds the refused message with an earlier one.
+    opts = options(kafka_bootstrap, names["dlq_topic"], target_topic=narrow, rate=5.0)
+
+    failed = await redrive(opts)
+    assert failed.exit_code == 1
+    assert failed.failure is not None
+    assert f"sending the dead letter {names['dlq_topic']}/0@2 failed" in failed.failure
+    assert "MessageSizeTooLargeError" in failed.failure
+    assert failed.failure.endswith("; committed what the broker acknowledged")
+    assert failed.redriven == 2
+    assert await committed(kafka_bootstrap, opts.group, names["dlq_topic"], 1) == {0: 2}
+
+    rest = await redrive(dataclasses.replace(opts, target_topic=wide))  # starts with it
+    assert (rest.redriven, rest.failure) == (2, None)
+    assert ids(await consume(kafka_bootstrap, wide, 2, settle=0.3)) == [2, 3]
+
+
+async def test_a_stop_request_ends_the_run_after_committing_what_was_sent(
+    kafka_bootstrap, topics, worker_settings, create_topic
+):
+    names = await topics(1)
+    target = await create_topic(1, prefix="target")
+    messages = [(b"k", record_value(i, poison=True)) for i in range(6)]
+    await dead_letters_of(kafka_bootstrap, names, worker_settings, messages, 6)
+    opts = options(kafka_bootstrap, names["dlq_topic"], target_topic=target, rate=2.0)
+
+    stop = asyncio.Event()  # what SIGTERM / SIGINT set in the command
+    run = asyncio.create_task(redrive(opts, stop=stop))
+    await consume(kafka_bootstrap, target, 1)
+    stop.set()
+    report = await run
+    assert (report.interrupted, report.exit_code, report.failure) == (True, 1, None)
+    assert 1 <= report.redriven < 6
+    position = await committed(kafka_bootstrap, opts.group, names["dlq_topic"], 1)
+    assert position == {0: report.redriven}
+    rest = await redrive(dataclasses.replace(opts, rate=None))
+    assert rest.redriven == 6 - report.redriven
+    assert ids(await consume(kafka_bootstrap, target, 6, settle=0.3)) == list(range(6))
+
+
 async def test_the_cli_reports_omitted_values_and_foreign_messages_and_sends_the_rest(
     kafka_bootstrap, topics, worker_settings, create_topic
 ):

@@ -158,7 +158,7 @@ def _command(
         return
     click.echo(report.table())
     if report.failure is not None:
-        _fail(f"{report.failure}; committed what the broker acknowledged", EXIT_FAILED)
+        _fail(report.failure, EXIT_FAILED)
     sys.exit(report.exit_code)
 
 

@@ -178,14 +178,24 @@ class _Run:
             if chunk:
                 last_progress = loop.time()
                 reader.handled(await self._handle(chunk))
-                if not self.options.dry_run and (failed := await reader.commit(_COMMIT_SECONDS)):
-                    self.report.failure = self.report.failure or failed
+                if not self.options.dry_run:
+                    await self._commit(reader)
             elif not reader.done and loop.time() - last_progress > _STALL_SECONDS:
                 self.report.failure = (
                     f"no dead letter arrived for {_STALL_SECONDS:g}s from {self.options.dlq_topic}"
                     f" (partition@offset {reader.positions()}) although its end offsets say"
                     " more exist"
                 )
+
+    async def _commit(self, reader: BoundedReader) -> None:
+        failed = await reader.commit(_COMMIT_SECONDS)
+        if failed:
+            failed += " (the next run reads this chunk again)"
+            self.report.failure = (
+                f"{self.report.failure}; {failed}" if self.report.failure else failed
+            )
+        elif self.report.failure is not None:
+            self.report.failure += "; committed what the broker acknowledged"
 
     def _interrupt(self) -> None:
         self.report.stopped = "stopped by a signal"
