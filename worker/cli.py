@@ -2,6 +2,7 @@
 
 Every option is also a ``PACKFLOW_<OPTION>`` environment variable; flags win. Start-up
 failures print one line, ``packflow-worker: error: <what and where>``, and exit 2.
+``packflow-worker redrive ...`` is a command of its own (:mod:`worker.redrive.cli`).
 """
 
 from __future__ import annotations
@@ -104,7 +105,11 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_STARTUP_FAILURE)
 
 
-@click.command(name="packflow-worker", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    name="packflow-worker",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Dead letters back to their topics: packflow-worker redrive --help",
+)
 @_options
 def _command(**options: Any) -> None:
     """Run a packflow InferenceBackend as a Kafka streaming worker."""
@@ -158,9 +163,15 @@ async def _serve(settings: WorkerSettings, backend: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point; ``redrive`` as the first argument runs that command."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["redrive"]:
+        from worker.redrive.cli import main as redrive_main  # imports this module
+
+        redrive_main(args[1:])
+        return
     try:
-        _command.main(args=argv, prog_name="packflow-worker", standalone_mode=False)
+        _command.main(args=args, prog_name="packflow-worker", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
