@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import importlib
 import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,6 +37,7 @@ from worker.settings import ENV_PREFIX, WorkerSettings
 pytestmark = pytest.mark.kafka
 
 CreateTopic = Callable[..., Awaitable[str]]
+BENCH = str(Path(__file__).resolve().parents[2] / "bench")
 
 
 def settings_from(env: dict[str, str], **overrides: Any) -> WorkerSettings:
@@ -416,3 +419,39 @@ def _server_certificate(tmp_path, host: str):
         )
     )
     return ca_file, server_file
+
+
+async def test_redrive_and_the_bench_clients_authenticate_with_the_same_settings(
+    secure_kafka, create_secure_topic, monkeypatch
+):
+    from worker.connection_settings import ConnectionSettings
+    from worker.redrive import RedriveOptions, redrive
+
+    async with topics_for(secure_kafka, create_secure_topic) as names:
+        group = f"packflow-redrive-{names['dlq_topic']}"
+        await secure_kafka.grant(
+            Acl.group(group, AclOperation.READ), Acl.group(group, AclOperation.DESCRIBE)
+        )
+        env = secure_kafka.worker_settings("sasl_ssl", mechanism="SCRAM-SHA-256")
+        settings = settings_from(env, **names)
+        await produce_as_admin(secure_kafka, names["input_topic"], [*_values(2), b"oops"])
+        worker = Worker(settings, Poison())
+
+        async def dead_lettered() -> None:
+            assert len(await read_as_admin(secure_kafka, names["dlq_topic"], 1)) == 1
+
+        assert await run_until(worker, dead_lettered) == 0
+        connection = ConnectionSettings(
+            **{k.removeprefix("PACKFLOW_").lower(): v for k, v in env.items()}
+        )
+        report = await redrive(RedriveOptions(names["dlq_topic"], connection=connection))
+        assert report.exit_code == 0
+        again = await read_as_admin(secure_kafka, names["input_topic"], 4)
+        assert again[-1].value == b"oops"  # the worker user republished the original value
+
+        for name, value in env.items():  # the bench reads the same variables
+            monkeypatch.setenv(name, value)
+        monkeypatch.syspath_prepend(BENCH)
+        common = importlib.import_module("_common")
+        await common.produce_records(env["PACKFLOW_BOOTSTRAP_SERVERS"], names["input_topic"], 3)
+        assert len(await read_as_admin(secure_kafka, names["input_topic"], 7)) == 7
