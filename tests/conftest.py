@@ -100,10 +100,12 @@ KAFKA_FIXTURES = frozenset(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a Kafka fixture with ``kafka``."""
+    """Mark every test that uses a Kafka fixture with ``kafka``; run the tests that need the
+    project's built tools (``deploy_tools``) last, so ``make test`` builds them meanwhile."""
     for item in items:
         if KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
+    items.sort(key=lambda item: "deploy_tools" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")
