@@ -31,7 +31,7 @@ from worker.backpressure import InFlightBudget
 from worker.breaker import Breaker
 from worker.clients import KafkaClients
 from worker.delivery import DeliveryStrategy, Settled
-from worker.errors import AuthorizationError, StartupError
+from worker.errors import AuthorizationError, PublishError, StartupError
 from worker.fetcher import Fetched, Fetcher
 from worker.guarantees import make_delivery
 from worker.handover import Handover, HandoverListener
@@ -269,7 +269,7 @@ class Worker:
         await start_with_retry(producer, s.bootstrap_servers, timeout)
         self._closing(stack, lambda d: stop_bounded(producer, d.remaining()))
         output_partitions = await check_topics(producer, s)
-        self._publisher = Publisher(
+        self._publisher = publisher = Publisher(
             producer,
             output_topic=s.output_topic,
             output_partitions=output_partitions,
@@ -281,6 +281,13 @@ class Worker:
             limits=limits,
             on_fatal=self._fail,
         )
+        fields = started_fields(s, backend=self.backend_name, health_port=self.health_port)
+        try:
+            await publisher.announce(
+                {"event": "worker_starting", "worker_id": s.worker_id, **fields}, timeout
+            )
+        except (AuthorizationError, PublishError) as exc:
+            raise StartupError(str(exc)) from exc
         return output_partitions
 
     def _build_pipeline(self, output_partitions: int) -> tuple[AIOKafkaConsumer, DeliveryStrategy]:

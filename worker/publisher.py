@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from aiokafka.structs import ConsumerRecord
 
 from worker._backoff import Backoff
@@ -342,6 +342,23 @@ class Publisher:
 
     def _encode_letter(self, letter: DeadLetter) -> bytes:
         return encode_dead_letter(letter, worker_id=self._worker_id, backend=self._backend)
+
+    async def announce(self, fields: dict[str, Any], seconds: float) -> None:
+        """Send a lifecycle event to the metrics topic (if set) and wait for its ack.
+
+        At start-up this proves the worker may write there: a missing ACL is a
+        :class:`~worker.errors.AuthorizationError`; other failures raise
+        :class:`~worker.errors.PublishError`.
+        """
+        if self._metrics_topic is None:
+            return
+        try:
+            future = await self._producer.send(self._metrics_topic, encode_event(fields))
+            await asyncio.wait_for(future, seconds)
+        except TopicAuthorizationFailedError as exc:
+            raise not_authorized(exc, "Write", f"topic {self._metrics_topic!r}") from exc
+        except (TimeoutError, KafkaError) as exc:
+            raise to_publish_error(exc, self._metrics_topic) from exc
 
     async def publish_event(self, fields: dict[str, Any]) -> None:
         """Send an event to the metrics topic, if set; failures are logged, never retried."""

@@ -24,8 +24,10 @@ async def test_one_batch_metrics_event_per_batch_on_the_metrics_topic(
         async with running_worker(worker_settings(**names), Identity()) as worker:
             await consume(kafka_bootstrap, names["output_topic"], 40)
             await wait_for(lambda: sum(m["batch_size"] for m in logged) == 41, 20, "41 logged")
-            events = await consume(kafka_bootstrap, names["metrics_topic"], worker.batches)
-    bodies = [orjson.loads(e.value) for e in events]
+            events = await consume(kafka_bootstrap, names["metrics_topic"], worker.batches + 1)
+    starting, *bodies = [orjson.loads(e.value) for e in events]
+    assert starting["event"] == "worker_starting"  # the start-up proof of Write on the topic
+    assert (starting["worker_id"], starting["backend"]) == ("test-worker", "Identity")
     assert [{k: v for k, v in e.items() if k != "log_level"} for e in logged] == bodies
     assert len(bodies) == worker.batches
     assert sum(b["batch_size"] for b in bodies) == 41

@@ -312,15 +312,17 @@ async def test_oauthbearer_refused_by_the_token_endpoint_or_by_the_broker(
         (lambda n: Acl.topic(n["output_topic"], AclOperation.WRITE), "Write on topic"),
         (lambda n: Acl.topic(n["input_topic"], AclOperation.READ), "Read on topic"),
         (lambda n: Acl.group(n["group_id"], AclOperation.READ), "Read on consumer group"),
+        (lambda n: Acl.topic(n["dlq_topic"], AclOperation.WRITE), "Write on topic"),
+        (lambda n: Acl.topic(n["metrics_topic"], AclOperation.WRITE), "Write on topic"),
     ],
 )
 async def test_a_missing_acl_stops_start_up_naming_the_operation_and_resource(
     secure_kafka, create_secure_topic, missing, named
 ):
-    async with topics_for(secure_kafka, create_secure_topic) as names:
+    async with topics_for(secure_kafka, create_secure_topic, metrics=True) as names:
         acl = missing(names)
         assert await secure_kafka.revoke(acl) == 1
-        await produce_as_admin(secure_kafka, names["input_topic"], _values(3))
+        await produce_as_admin(secure_kafka, names["input_topic"], [*_values(3), b"oops"])
         await expect_startup_error(
             settings_from(secure_kafka.worker_settings("sasl_ssl"), **names),
             "not authorized",
