@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 
-
 EXIT_OK = 0
 EXIT_FAILURE = 1
 _READY_PROBE_TIMEOUT = 2.0
@@ -428,7 +427,8 @@ class Worker:
 
     async def _run_or_hold(self, batch: Batch, data: Fetched) -> Batch | None:
         """Run the stages; while the backend is unavailable, hold the batch (the breaker) and
-        run it again. None when it was given up: stopping, or its assignment ended."""
+        run it again. None when it was given up: stopping, a rebalance, or its assignment
+        ended."""
         assert self._fetcher is not None
         assert self._runner is not None
         s = self.settings
@@ -453,7 +453,10 @@ class Worker:
                 delay = backoff.next_delay()
                 self._breaker.open(f"backend failing: {exc.reason}", delay)
                 await self._fetcher.hold(delay, self._stop)
-                if self._stop.is_set() or not self._fetcher.owned(batch.generation):
+                given_up = self._stop.is_set() or self._rebalancing()
+                if given_up or not self._fetcher.owned(batch.generation):
+                    # A rebalance waits for the budget to drain: let it go; the partitions'
+                    # next owner (maybe this worker) runs the batch from the committed offset.
                     self._breaker.close()
                     return None
                 batch = new_batch(data, batch.generation)  # the same messages, afresh

@@ -14,6 +14,7 @@ import urllib.request
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from packflow.exceptions import RetryableError
 from tests.e2e.conftest import consume, produce, running_worker, wait_for
@@ -262,3 +263,39 @@ async def test_a_hanging_call_times_out_fails_healthz_and_a_restart_loses_nothin
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 0, settle=0.5)
     assert _ids(outputs) == list(range(60))  # each input exactly once
     assert letters == []
+
+
+async def test_a_held_batch_lets_a_rebalance_through_and_nothing_is_lost(
+    kafka_bootstrap, topics, worker_settings
+):
+    names = await topics(4)
+    backend = DependencyDown()
+    backend.down.set()
+    first = worker_settings(**names, **OUTAGE, worker_id="first", rebalance_timeout_ms=20_000)
+    second = worker_settings(
+        **names, **OUTAGE, group_id=first.group_id, worker_id="second", rebalance_timeout_ms=20_000
+    )
+    await produce(kafka_bootstrap, names["input_topic"], _inputs(range(80)))
+    with capture_logs() as logs:
+        async with running_worker(first, backend) as holding:
+            body = await _wait_status(holding.health_port, "/readyz", 503, 20)
+            assert any(r.startswith("backend failing") for r in body["reasons"]), body
+            async with running_worker(second, backend) as joining:
+                await wait_for(
+                    lambda: (
+                        len(holding.assigned) + len(joining.assigned) == 4
+                        and len(joining.assigned) > 0
+                    ),
+                    40,
+                    "the rebalance to complete while a batch is held",
+                )
+                backend.down.clear()
+                outputs = await consume(
+                    kafka_bootstrap, names["output_topic"], 80, within=40, settle=1.0
+                )
+    letters = await consume(kafka_bootstrap, names["dlq_topic"], 0, settle=0.5)
+    assert _ids(outputs) == list(range(80))  # each once: the held batch was never published
+    assert letters == []
+    revoked = [e for e in logs if e["event"] == "partitions_revoked" and e["partitions"]]
+    assert revoked, "the holding worker should have handed partitions over"
+    assert all(e["drained"] for e in revoked)  # it let the batch go, not the drain time out
