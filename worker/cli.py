@@ -22,11 +22,11 @@ from worker.app import Worker
 from worker.errors import SettingsError, StartupError
 from worker.settings import WorkerSettings, env_name, flag_name, load_settings
 
-__all__ = ["EXIT_STARTUP_FAILURE", "main"]
+__all__ = ["EXIT_STARTUP_FAILURE", "SETTING_HELP", "main"]
 
 EXIT_STARTUP_FAILURE = 2
 
-_HELP = {
+SETTING_HELP: dict[str, str] = {  # the --help text of each setting
     "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port].",
     "security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
     "ssl_cafile": "PEM file of the CA(s) that signed the brokers' certificates.",
@@ -89,7 +89,7 @@ _REPEATABLE = {"kafka_options"}
 
 def _options(func: Any) -> Any:
     for name in reversed(list(WorkerSettings.model_fields)):
-        help_text = _HELP.get(name, "Kafka client tuning.")
+        help_text = SETTING_HELP.get(name, "Kafka client tuning.")
         if name in _REPEATABLE:
             func = click.option(flag_name(name), name, multiple=True, help=help_text)(func)
             continue

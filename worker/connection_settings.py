@@ -11,11 +11,10 @@ import importlib.util
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker._setting_names import ENV_PREFIX
+from worker._setting_names import ENV_PREFIX, json_object
 from worker._setting_names import describe_setting as _named
 from worker.kafka_options import ClientOptions, parse_kafka_options
 
@@ -122,11 +121,7 @@ class ConnectionSettings(BaseSettings):
     @field_validator("kafka_options", mode="before")
     @classmethod
     def _parse_kafka_options(cls, value: Any) -> Any:
-        if isinstance(value, str | bytes):
-            try:
-                value = orjson.loads(value or b"{}")
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON object ({exc})") from None
+        value = json_object(value)
         if isinstance(value, list | tuple):
             pairs = {}
             for item in value:

@@ -13,15 +13,18 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import orjson
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
-from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from packflow.loaders.utils import inference_backend_parts
-from worker._setting_names import ENV_PREFIX, describe_setting, env_name, flag_name
+from worker._setting_names import (
+    ENV_PREFIX,
+    build_settings,
+    env_name,
+    flag_name,
+    json_object,
+)
 from worker.connection_settings import SECRET_FIELDS, ConnectionSettings
-from worker.errors import SettingsError
 
 __all__ = ["ENV_PREFIX", "WorkerSettings", "env_name", "flag_name", "load_settings"]
 
@@ -95,11 +98,7 @@ class WorkerSettings(ConnectionSettings):
     @field_validator("backend_config", mode="before")
     @classmethod
     def _parse_backend_config(cls, value: Any) -> Any:
-        if isinstance(value, str | bytes):
-            try:
-                value = orjson.loads(value or b"{}")
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc})") from None
+        value = json_object(value)
         if not isinstance(value, dict):
             raise ValueError(f"must be a JSON object, got {type(value).__name__}")
         return value
@@ -165,22 +164,4 @@ def load_settings(**flags: Any) -> WorkerSettings:
 
     Raises :class:`SettingsError` with one line naming the offending option.
     """
-    try:
-        return WorkerSettings(**flags)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        message = error["msg"].removeprefix("Value error, ")
-        if not loc:
-            raise SettingsError(f"invalid settings: {message}") from None
-        field = loc[0]
-        if error["type"] == "missing":
-            raise SettingsError(f"missing setting {describe_setting(field)}") from None
-        value = error.get("input")
-        plain = isinstance(value, str | int | float) and field not in SECRET_FIELDS
-        shown = f" (got {value!r})" if plain else ""
-        raise SettingsError(
-            f"invalid setting {describe_setting(field)}: {message}{shown}"
-        ) from None
-    except _PydanticSettingsError as exc:
-        raise SettingsError(f"invalid settings: {exc}") from None
+    return build_settings(WorkerSettings, SECRET_FIELDS, **flags)

@@ -16,11 +16,9 @@ import sys
 from typing import Any
 
 import click
-from pydantic import ValidationError
-from pydantic_settings import SettingsError as _PydanticSettingsError
 
-from worker._setting_names import describe_setting, env_name, flag_name
-from worker.cli import _HELP, EXIT_STARTUP_FAILURE
+from worker._setting_names import build_settings, env_name, flag_name
+from worker.cli import EXIT_STARTUP_FAILURE, SETTING_HELP
 from worker.connection_settings import SECRET_FIELDS, ConnectionSettings
 from worker.errors import SettingsError, StartupError
 from worker.redrive.options import DEFAULT_MAX_REDRIVES, RedriveOptions
@@ -42,7 +40,7 @@ def _connection_options(func: Any) -> Any:
     for name in reversed(list(ConnectionSettings.model_fields)):
         if name in _NOT_FOR_REDRIVE:
             continue
-        help_text = _HELP.get(name, "Kafka client setting.")
+        help_text = SETTING_HELP.get(name, "Kafka client setting.")
         if name in _REPEATABLE:
             func = click.option(flag_name(name), name, multiple=True, help=help_text)(func)
             continue
@@ -164,22 +162,7 @@ def _command(
 
 def _connection_settings(flags: dict[str, Any]) -> ConnectionSettings:
     given = {name: value for name, value in flags.items() if value is not None and value != ()}
-    try:
-        return ConnectionSettings(**given)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        message = error["msg"].removeprefix("Value error, ")
-        if not loc:
-            raise SettingsError(f"invalid settings: {message}") from None
-        value = error.get("input")
-        plain = isinstance(value, str | int | float) and loc[0] not in SECRET_FIELDS
-        shown = f" (got {value!r})" if plain else ""
-        raise SettingsError(
-            f"invalid setting {describe_setting(loc[0])}: {message}{shown}"
-        ) from None
-    except _PydanticSettingsError as exc:
-        raise SettingsError(f"invalid settings: {exc}") from None
+    return build_settings(ConnectionSettings, SECRET_FIELDS, **given)
 
 
 async def _run(options: RedriveOptions) -> RedriveReport:
