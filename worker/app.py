@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from worker._backoff import Backoff
 from worker._kafka import (
     UNLIMITED,
     check_topics,
@@ -43,7 +42,7 @@ from worker.preflight import check_connection
 from worker.prometheus import CONTENT_TYPE, WorkerMetrics, WorkerState
 from worker.publisher import Publisher
 from worker.reporting import BatchReporter
-from worker.retry import BackendUnavailable, RetryPolicy
+from worker.retry import RetryPolicy
 from worker.runner import BatchRunner, SupportsRun, ask_ready
 from worker.settings import WorkerSettings
 from worker.tracing_setup import tracer_from_env
@@ -79,7 +78,11 @@ class Worker:
         self._log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
         self._budget = InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes)
         self._liveness = Liveness(settings.readiness_stall_seconds, self._log)
-        self._breaker = Breaker(self._log)
+        self._breaker = Breaker(
+            self._log,
+            initial=min(settings.retry_initial_backoff_ms, settings.breaker_max_backoff_ms) / 1000,
+            maximum=settings.breaker_max_backoff_ms / 1000,
+        )
         self.metrics = WorkerMetrics(self._metrics_state)
         self._ready_at_scrape = False
         self._lag: dict[tuple[str, int], int] = {}
@@ -426,46 +429,35 @@ class Worker:
             await self._delivery.publish(batch, owned)
 
     async def _run_or_hold(self, batch: Batch, data: Fetched) -> Batch | None:
-        """Run the stages; while the backend is unavailable, hold the batch (the breaker) and
-        run it again. None when it was given up: stopping, a rebalance, or its assignment
-        ended."""
+        """The batch once its stages ran, held by the breaker while the backend is unavailable;
+        None when it was given up (stopping, a rebalance, its assignment ended)."""
         assert self._fetcher is not None
-        assert self._runner is not None
-        s = self.settings
-        backoff: Backoff | None = None
-        held_s = 0.0
-        while True:
-            try:
-                await run_stages(
-                    batch,
-                    self._runner,
-                    backend=self.backend_name,
-                    limits=self._limits,
-                    output_topic=s.output_topic,
-                    trace_step=self._tracer.step if self._tracer else None,
-                )
-            except BackendUnavailable as exc:
-                if backoff is None:
-                    initial = min(s.retry_initial_backoff_ms, s.breaker_max_backoff_ms) / 1000
-                    backoff = Backoff(
-                        initial=initial, maximum=s.breaker_max_backoff_ms / 1000, jitter=0.5
-                    )
-                delay = backoff.next_delay()
-                self._breaker.open(f"backend failing: {exc.reason}", delay)
-                await self._fetcher.hold(delay, self._stop)
-                given_up = self._stop.is_set() or self._rebalancing()
-                if given_up or not self._fetcher.owned(batch.generation):
-                    # A rebalance waits for the budget to drain: let it go; the partitions'
-                    # next owner (maybe this worker) runs the batch from the committed offset.
-                    self._breaker.close()
-                    return None
-                batch = new_batch(data, batch.generation)  # the same messages, afresh
-                continue
-            if self._breaker.is_open:
-                held_s = self._breaker.close()
-            batch.stats.breaker_held_ms = held_s * 1000.0
-            batch.stats.breaker_retries = 0 if backoff is None else backoff.attempts
-            return batch
+        runner, fetcher, s = self._runner, self._fetcher, self.settings
+        assert runner is not None
+        trace_step = self._tracer.step if self._tracer else None
+
+        async def run(attempt: Batch) -> None:
+            await run_stages(
+                attempt,
+                runner,
+                backend=self.backend_name,
+                limits=self._limits,
+                output_topic=s.output_topic,
+                trace_step=trace_step,
+            )
+
+        def given_up(attempt: Batch) -> bool:
+            # A rebalance waits for the budget to drain: let the batch go so it can.
+            stopping = self._stop.is_set() or self._rebalancing()
+            return stopping or not fetcher.owned(attempt.generation)
+
+        return await self._breaker.run(
+            batch,
+            run,
+            lambda: new_batch(data, batch.generation),  # the same messages, afresh
+            hold=lambda seconds: fetcher.hold(seconds, self._stop),
+            given_up=given_up,
+        )
 
     async def _settled(self, batch: Batch, settled: Settled) -> None:
         """The broker acknowledged ``batch``: report it, release the budget."""

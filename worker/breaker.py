@@ -10,16 +10,26 @@ success closes it. Nothing past the held batch is published or committed meanwhi
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from worker._backoff import Backoff
+from worker.pipeline import Batch
+from worker.retry import BackendUnavailable
 
 __all__ = ["Breaker"]
 
 
 class Breaker:
-    """Whether a batch is held, why, and for how long in all."""
+    """Holds a batch while the backend is unavailable; says why, and for how long in all.
 
-    def __init__(self, logger: Any) -> None:
+    ``initial`` and ``maximum`` are the delays (seconds) between runs of a held batch.
+    """
+
+    def __init__(self, logger: Any, *, initial: float, maximum: float) -> None:
         self._log = logger
+        self._initial = initial
+        self._maximum = maximum
         self.reason: str | None = None
         self._opened_at: float | None = None
         self.trips = 0
@@ -36,6 +46,42 @@ class Breaker:
         """Seconds the breaker has been open in all (the current opening included)."""
         current = 0.0 if self._opened_at is None else time.monotonic() - self._opened_at
         return self._closed_seconds + current
+
+    async def run(
+        self,
+        batch: Batch,
+        run: Callable[[Batch], Awaitable[None]],
+        afresh: Callable[[], Batch],
+        *,
+        hold: Callable[[float], Awaitable[None]],
+        given_up: Callable[[Batch], bool],
+    ) -> Batch | None:
+        """``run`` the batch; while it raises :class:`BackendUnavailable`, open, ``hold`` the
+        partitions for the next delay and run a fresh copy (``afresh``) again.
+
+        Returns the batch that ran, its ``breaker_*`` figures filled; None when ``given_up``
+        after a hold (the batch is then never published: its partitions' owner runs it again
+        from the committed offset).
+        """
+        backoff: Backoff | None = None
+        while True:
+            try:
+                await run(batch)
+            except BackendUnavailable as exc:
+                if backoff is None:
+                    backoff = Backoff(initial=self._initial, maximum=self._maximum, jitter=0.5)
+                delay = backoff.next_delay()
+                self.open(f"backend failing: {exc.reason}", delay)
+                await hold(delay)
+                if given_up(batch):
+                    self.close()
+                    return None
+                batch = afresh()
+                continue
+            held = self.close() if self.is_open else 0.0
+            batch.stats.breaker_held_ms = held * 1000.0
+            batch.stats.breaker_retries = 0 if backoff is None else backoff.attempts
+            return batch
 
     def open(self, reason: str, retry_in: float) -> None:
         """Hold the batch for ``reason``; the next attempt is in ``retry_in`` seconds."""
