@@ -11,21 +11,29 @@ read when Prometheus scrapes, by a collector asking :class:`WorkerState`.
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from worker.metrics import BatchStats
 
-__all__ = ["CONTENT_TYPE", "WorkerMetrics", "WorkerState"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "WorkerMetrics", "WorkerState"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "packflow_"
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Upper bounds (seconds) of the end-to-end latency histogram's buckets."""
 _BATCH = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
@@ -87,6 +95,39 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(_PREFIX + name, doc, value=value)
 
 
+class _BatchHistogram(Collector):
+    """A histogram fed a batch of values at once (one value per message: ``Histogram.observe``
+    costs about 1 us each, this about 20 us per batch of 500)."""
+
+    def __init__(self, name: str, doc: str, buckets: tuple[float, ...]) -> None:
+        self._name = name
+        self._doc = doc
+        self._bounds = np.asarray(buckets, dtype=float)
+        self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # the last: above them all
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: np.ndarray) -> None:
+        """Count each of ``values``."""
+        index = np.searchsorted(self._bounds, values, side="left")  # le: upper bound included
+        counts = np.bincount(index, minlength=len(self._counts))
+        with self._lock:
+            self._counts += counts
+            self._sum += float(values.sum())
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts)
+            total = self._sum
+        buckets = [(_le(b), int(c)) for b, c in zip(self._bounds, cumulative[:-1], strict=True)]
+        buckets.append(("+Inf", int(cumulative[-1])))
+        yield HistogramMetricFamily(self._name, self._doc, buckets=buckets, sum_value=total)
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
 class WorkerMetrics:
     """The registry of one worker and the per-batch metrics in it."""
 
@@ -119,12 +160,12 @@ class WorkerMetrics:
         self.batch_size = Histogram(
             _PREFIX + "batch_size_messages", "Messages per batch", buckets=_BATCH, registry=r
         )
-        self.latency = Histogram(
+        self.latency = _BatchHistogram(
             _PREFIX + "end_to_end_latency_seconds",
             "From an input message's timestamp to its outcome's acknowledgement",
-            buckets=_LATENCY,
-            registry=r,
+            LATENCY_BUCKETS,
         )
+        r.register(self.latency)
         self.publish = Histogram(
             _PREFIX + "publish_duration_seconds",
             "Seconds from encoding a batch's outcomes to their acknowledgement",
@@ -152,9 +193,8 @@ class WorkerMetrics:
             self.steps.labels(step).observe(ms / 1000.0)
         self.steps.labels("publish").observe(stats.publish_ms / 1000.0)
         self.publish.observe(stats.publish_ms / 1000.0)
-        observe = self.latency.observe
-        for ms in stats.latencies_ms:
-            observe(ms / 1000.0)
+        if stats.latencies_ms:
+            self.latency.observe_many(np.asarray(stats.latencies_ms) / 1000.0)
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""
