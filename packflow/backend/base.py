@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from packflow.backend._preprocessor_base import wrapped_error
 from packflow.backend.configuration import BackendConfig, load_backend_configuration
 from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
-from packflow.backend.preprocessors import Preprocessor, _wrapped_error, get_preprocessor
+from packflow.backend.preprocessors import Preprocessor, get_preprocessor
 from packflow.backend.validation import InferenceBackendValidator
 from packflow.exceptions import (
     InferenceBackendInitializationError,
@@ -369,7 +370,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
 
     def _preprocess_failed(self, exc: Exception) -> InferenceBackendRuntimeError:
         if not isinstance(exc, PreprocessorRuntimeError):
-            wrapped = _wrapped_error(exc)
+            wrapped = wrapped_error(exc)
             wrapped.__cause__ = exc
             exc = wrapped
         return self._step_failed("preprocess", exc)

@@ -9,7 +9,7 @@ import platform
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packflow.backend._compiled import _SMALL_BATCH
@@ -60,8 +60,67 @@ def test_a_large_batch_mixing_complete_and_incomplete_records_equals_the_interpr
     assert batch == before
 
 
+KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c"])
+LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2))
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(st.dictionaries(KEYS, inner, max_size=3), st.lists(inner, max_size=2)),
+    max_leaves=8,
+)
+RECORDS = st.lists(st.dictionaries(KEYS, VALUES, max_size=4), max_size=4)
 PATHS = st.sampled_from(["a", "b", "c", "a.b", "a.c", "b.c", "a.b.c", "c.a", "a.a"])
-LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2), st.builds(dict))
+DENSE_LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2), st.builds(dict))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=RECORDS,
+    features=st.lists(PATHS, min_size=1, max_size=4),
+    renames=st.dictionaries(PATHS, PATHS, max_size=2),
+)
+def test_the_compiled_transform_matches_the_interpreter(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str]
+) -> None:
+    pp = records_pp(feature_names=features, rename_fields=renames, ignore_delimiter_collisions=True)
+    interpreted = [pp._direct(record) for record in records]
+    out = pp(records)
+    assert out == interpreted
+    assert [list(r) for r in out] == [list(r) for r in interpreted]
+
+
+def test_the_compiled_transform_is_used_for_prefix_free_outputs() -> None:
+    assert records_pp(feature_names=["a.b", "c"])._transform_record.__name__ == "select"
+    # "a" is a prefix of "a.b": an output value could be a dict to write into
+    assert records_pp(feature_names=["a", "a.b"])._transform_record.__name__ == "_direct"
+
+
+FLAT_KEYS = st.sampled_from(["a", "b", "c"])
+
+
+FLAT_VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.dictionaries(FLAT_KEYS, inner, max_size=3), st.lists(inner, max_size=2)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200)
+@given(
+    records=st.lists(st.dictionaries(FLAT_KEYS, FLAT_VALUES, max_size=3), min_size=1, max_size=4),
+    features=st.lists(PATHS, min_size=1, max_size=4),
+    renames=st.dictionaries(PATHS, PATHS, max_size=2),
+)
+def test_compiled_flatten_select_matches_the_interpreter_on_clean_batches(
+    records: list[dict[str, Any]], features: list[str], renames: dict[str, str]
+) -> None:
+    pp = records_pp(flatten_nested_inputs=True, feature_names=features, rename_fields=renames)
+    assert pp._compiled_flat is not None
+    interpreted = [pp._flat_impl(record, True) for record in records]
+    out = pp(records)
+    assert out == interpreted
+    assert [list(r) for r in out] == [list(r) for r in interpreted]
 
 
 @st.composite
@@ -72,7 +131,7 @@ def batches(draw: st.DrawFn, paths: list[str]) -> list[dict[str, Any]]:
         record: dict[str, Any] = {}
         for path in paths:
             if draw(st.integers(0, 9)):
-                set_nested_field_direct(record, path, draw(LEAVES))
+                set_nested_field_direct(record, path, draw(DENSE_LEAVES))
         records.append(record)
     return records * (_SMALL_BATCH // len(records) + 1)
 
