@@ -6,9 +6,11 @@ Usage::
 
 Creates (once) ``bench/.venv-packflow041`` with ``packflow==0.4.1`` from PyPI, then runs the
 same workloads against both in subprocesses, alternating which goes first each round, and
-prints one JSON document: median records/s per implementation and their ratio per workload,
-plus tracemalloc peak bytes and net allocated blocks for one call on 1,000 records. The JSON
-is also written to ``bench/results/sdk_speed.json``.
+prints one JSON document: median records/s per implementation and their ratio per workload
+(with the lowest and highest ratio of a single round, and full garbage collections per 1,000
+records), the load average at each round's start, plus tracemalloc peak bytes and net
+allocated blocks for one call on 1,000 records. The JSON is also written to
+``bench/results/sdk_speed.json``.
 
 ``--before-tree DIR`` adds a third implementation, ``packflow_before``: the ``packflow/``
 package found in ``DIR`` (e.g. ``git archive main packflow | tar -x -C /tmp/before``), run
@@ -30,6 +32,7 @@ It never asserts anything about time; read the figures.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -145,9 +148,15 @@ def _backends() -> dict[str, tuple[Any, list[dict[str, Any]]]]:
     }
 
 
-def _rate(backend: Any, batch: list[dict[str, Any]], seconds: float) -> float:
-    """Records per second over at least ``seconds`` of back-to-back calls."""
+def _full_collections() -> int:
+    return int(gc.get_stats()[-1]["collections"])
+
+
+def _rate(backend: Any, batch: list[dict[str, Any]], seconds: float) -> tuple[float, float]:
+    """Records per second over at least ``seconds`` of back-to-back calls, and full garbage
+    collections per 1,000 records in that time."""
     backend(batch)  # warm up
+    full_before = _full_collections()
     calls = 0
     per_check = 1 if len(batch) > 1 else 2000
     start = time.perf_counter()
@@ -158,7 +167,8 @@ def _rate(backend: Any, batch: list[dict[str, Any]], seconds: float) -> float:
             backend(batch)
         calls += per_check
         now = time.perf_counter()
-    return calls * len(batch) / (now - start)
+    done = calls * len(batch)
+    return done / (now - start), (_full_collections() - full_before) * 1000 / done
 
 
 def _memory(backend: Any, batch: list[dict[str, Any]]) -> dict[str, int]:
@@ -184,10 +194,14 @@ def child_main(seconds: float) -> None:
 
     _logs_to_devnull()
 
-    out: dict[str, Any] = {"version": getattr(packflow, "__version__", "?"), "rates": {}}
+    out: dict[str, Any] = {
+        "version": getattr(packflow, "__version__", "?"),
+        "rates": {},
+        "full_collections": {},
+    }
     cases = _backends()
     for name, (backend, batch) in cases.items():
-        out["rates"][name] = _rate(backend, batch, seconds)
+        out["rates"][name], out["full_collections"][name] = _rate(backend, batch, seconds)
     identity = cases["identity_one_record"][0]
     records = cases["records_features"][1]
     out["memory"] = {
@@ -262,8 +276,10 @@ def main() -> None:
         impls["packflow_before"] = (OURS_PYTHON, str(args.before_tree.resolve()))
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
     order = list(impls)
+    load_per_round = []
     for round_no in range(rounds):
         print(f"round {round_no + 1}/{rounds}", file=sys.stderr)
+        load_per_round.append(round(os.getloadavg()[0], 2))
         for name in order:
             python, pythonpath = impls[name]
             samples[name].append(run_child(python, seconds, pythonpath))
@@ -271,6 +287,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "load_average_1min_per_round": load_per_round,
         "rounds": rounds,
         "seconds_per_workload": seconds,
         "versions": {name: samples[name][0]["version"] for name in impls},
@@ -281,9 +298,20 @@ def main() -> None:
         medians = {
             name: statistics.median(s["rates"][workload] for s in samples[name]) for name in impls
         }
+        per_round = [
+            ours["rates"][workload] / base["rates"][workload]
+            for ours, base in zip(samples["packflow"], samples["packflow_0_4_1"], strict=True)
+        ]
         report["workloads"][workload] = {
             "records_per_s": {name: round(value) for name, value in medians.items()},
             "ratio": round(medians["packflow"] / medians["packflow_0_4_1"], 2),
+            "ratio_min_max_over_rounds": [round(min(per_round), 2), round(max(per_round), 2)],
+            "full_collections_per_1000_records": {
+                name: round(
+                    statistics.median(s["full_collections"][workload] for s in samples[name]), 3
+                )
+                for name in impls
+            },
         }
         if "packflow_before" in medians:
             report["workloads"][workload]["ratio_before_vs_0_4_1"] = round(

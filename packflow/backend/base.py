@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from abc import ABC, ABCMeta, abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from packflow.backend.configuration import BackendConfig, load_backend_configuration
-from packflow.backend.metrics import STEP_NAMES, ExecutionMetrics, _build_metrics
-from packflow.backend.preprocessors import Preprocessor, _wrapped_error, get_preprocessor
-from packflow.backend.validation import InferenceBackendValidator
-from packflow.exceptions import (
-    InferenceBackendInitializationError,
-    InferenceBackendRuntimeError,
-    PreprocessorRuntimeError,
+from packflow.backend._steps import (
+    NO_STEPS,
+    STEP_ATTRS,
+    BackendMeta,
+    Steps,
+    bind_steps,
+    run_steps,
+    step_failed,
+    steps_changed,
 )
+from packflow.backend.configuration import BackendConfig, load_backend_configuration
+from packflow.backend.metrics import (
+    NO_CALL,
+    STEP_SLOTS,
+    CallTimes,
+    ExecutionMetrics,
+    _build_metrics,
+    _execution_times_ms,
+    _metrics_dict,
+)
+from packflow.backend.preprocessors import Preprocessor, get_preprocessor
+from packflow.backend.validation import InferenceBackendValidator
+from packflow.exceptions import InferenceBackendInitializationError, InferenceBackendRuntimeError
 from packflow.logger import logger as _sdk_logger
 from packflow.utils._grammar import with_article
 
@@ -25,52 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InferenceBackend", "RunResult"]
 
-# (batch_size, preprocess, transform_inputs, execute, transform_outputs); times in ns,
-# None for a step that did not run.
-_CallTimes = tuple[int | None, int | None, int | None, int | None, int | None]
-_NO_CALL: _CallTimes = (None, None, None, None, None)
 _DICT_ONLY = frozenset({dict})
-_SLOT = {name: slot for slot, name in enumerate(STEP_NAMES, start=1)}
-
-
-# -- steps looked up at call time, for free ---------------------------------------------------
-#
-# packflow 0.4.x looks every step up on every call (``hasattr(self, "transform_inputs")``),
-# so ``mock.patch.object``, instance attributes and steps added later take effect. Doing the
-# lookups per call costs ~150 ns on a ~700 ns one-record call; instead the resolved steps are
-# cached per backend together with ``_steps_epoch``, and every way of changing a step (setting
-# or deleting one of ``_STEP_ATTRS`` on a backend class or instance) bumps the epoch, so the
-# next call of any backend resolves its steps again. A call pays one comparison.
-_STEP_ATTRS = frozenset(
-    {"_preprocess", "_preprocessor", "transform_inputs", "execute", "transform_outputs"}
-)
-_steps_epoch = 0
-
-# (epoch, preprocess or None when the input passes through, transform_inputs or None,
-#  transform_outputs or None)
-_Steps = tuple[
-    int, Callable[[Any], Any] | None, Callable[[Any], Any] | None, Callable[[Any], Any] | None
-]
-_NO_STEPS: _Steps = (-1, None, None, None)
-
-
-def _steps_changed() -> None:
-    global _steps_epoch
-    _steps_epoch += 1
-
-
-class _BackendMeta(ABCMeta):
-    """``ABCMeta`` that notices when a backend class's pipeline step is set or deleted."""
-
-    def __setattr__(cls, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name in _STEP_ATTRS:
-            _steps_changed()
-
-    def __delattr__(cls, name: str) -> None:
-        super().__delattr__(name)
-        if name in _STEP_ATTRS:
-            _steps_changed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +55,6 @@ class RunResult:
     metrics: ExecutionMetrics
 
 
-def _execution_times_ms(times: _CallTimes) -> dict[str, float]:
-    """Milliseconds per step that ran."""
-    return {
-        name: ns / 1e6 for name, ns in zip(STEP_NAMES, times[1:], strict=True) if ns is not None
-    }
-
-
-def _metrics_dict(times: _CallTimes) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"execution_times": _execution_times_ms(times)}
-    if times[0] is not None:
-        metrics["batch_size"] = times[0]
-    return metrics
-
-
 def _check_records(records: list[Any]) -> None:
     """Raise ``InferenceBackendRuntimeError`` naming the first record that is not a dict."""
     if set(map(type, records)) <= _DICT_ONLY:
@@ -113,7 +68,7 @@ def _check_records(records: list[Any]) -> None:
             )
 
 
-class InferenceBackend(ABC, metaclass=_BackendMeta):
+class InferenceBackend(ABC, metaclass=BackendMeta):
     """Base class of inference backends: subclass it and implement :meth:`execute`.
 
     Optionally define ``initialize()`` (run once, timed, at construction),
@@ -149,7 +104,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         self._preprocessor: Preprocessor = get_preprocessor(self.config)
         # [last call's times, resolved steps]: written in place on the hot path (no
         # __setattr__ hook, and no __dict__ access that would slow every attribute load).
-        self._packflow_state: list[Any] = [_NO_CALL, _NO_STEPS]
+        self._packflow_state: list[Any] = [NO_CALL, NO_STEPS]
         self._initialize()
 
     def __repr__(self) -> str:
@@ -160,7 +115,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         # the other side instead.
         state = dict(self.__dict__)
         # The resolved steps are bound methods: resolve them again after loading.
-        state["_packflow_state"] = [self._packflow_state[0], _NO_STEPS]
+        state["_packflow_state"] = [self._packflow_state[0], NO_STEPS]
         if isinstance(state.get("logger"), type(_sdk_logger)):
             del state["logger"]
         return state
@@ -196,16 +151,16 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
-        if name in _STEP_ATTRS:
-            _steps_changed()
+        if name in STEP_ATTRS:
+            steps_changed()
 
     def __delattr__(self, name: str) -> None:
         object.__delattr__(self, name)
-        if name in _STEP_ATTRS:
-            _steps_changed()
+        if name in STEP_ATTRS:
+            steps_changed()
 
-    def _bind_steps(self) -> _Steps:
-        """Resolve the pipeline's optional callables as they are now (see ``_STEP_ATTRS``)."""
+    def _bind_steps(self) -> Steps:
+        """Resolve the pipeline's optional callables as they are now (see ``_steps``)."""
         preprocess: Callable[[Any], Any] | None
         if getattr(self._preprocess, "__func__", None) is _base_preprocess:
             preprocessor = self._preprocessor
@@ -213,14 +168,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
             preprocess = None if preprocessor.passthrough else preprocessor.process
         else:  # a replaced _preprocess: call it, as 0.4.x does
             preprocess = self._preprocess
-        steps: _Steps = (
-            _steps_epoch,
-            preprocess,
-            getattr(self, "transform_inputs", None),
-            getattr(self, "transform_outputs", None),
-        )
-        self._packflow_state[1] = steps
-        return steps
+        return bind_steps(self, preprocess)
 
     def _initialize(self) -> None:
         start = perf_counter_ns()
@@ -259,7 +207,7 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
                 "Inputs must be a dictionary or Records (a list of dictionaries). "
                 f"Type received: {type(inputs).__name__}"
             )
-        outputs, times = self._run_pipeline(records)
+        outputs, times = run_steps(self, records)
         self._packflow_state[0] = times
         if self.config.verbose:
             self._log_call(times)
@@ -303,78 +251,10 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
                 f"run() takes records (a list of dicts); got {type(records).__name__}"
             )
         _check_records(records)
-        outputs, times = self._run_pipeline(records)
+        outputs, times = run_steps(self, records)
         return RunResult(outputs, _build_metrics(len(records), _execution_times_ms(times)))
 
-    def _run_pipeline(self, records: list[dict[str, Any]]) -> tuple[list[Any], _CallTimes]:
-        """Run the steps on checked records; return the final output and the step times."""
-        clock = perf_counter_ns
-        steps = self._packflow_state[1]
-        if steps[0] != _steps_epoch:
-            steps = self._bind_steps()
-        _epoch, preprocess, transform_inputs, transform_outputs = steps
-        t0 = clock()
-        if preprocess is None:
-            data = records
-        else:
-            try:
-                data = preprocess(records)
-            except Exception as exc:
-                raise self._preprocess_failed(exc) from exc
-        t1 = clock()
-        if transform_inputs is None:
-            transform_inputs_ns = None
-            t2 = t1
-        else:
-            try:
-                data = transform_inputs(data)
-            except Exception as exc:
-                raise self._step_failed("transform_inputs", exc, data) from exc
-            t2 = clock()
-            transform_inputs_ns = t2 - t1
-        try:
-            outputs = self.execute(data)
-        except Exception as exc:
-            raise self._step_failed("execute", exc, data) from exc
-        t3 = clock()
-        if transform_outputs is None:
-            transform_outputs_ns = None
-        else:
-            try:
-                outputs = transform_outputs(outputs)
-            except Exception as exc:
-                raise self._step_failed("transform_outputs", exc) from exc
-            transform_outputs_ns = clock() - t3
-        if not isinstance(outputs, list):
-            raise self._not_a_list(outputs)
-        return outputs, (len(records), t1 - t0, transform_inputs_ns, t3 - t2, transform_outputs_ns)
-
-    def _not_a_list(self, outputs: Any) -> InferenceBackendRuntimeError:
-        return InferenceBackendRuntimeError(
-            f"Output of inference backend {type(self).__name__} is not a list. "
-            f"Received type: {type(outputs).__name__}"
-        )
-
-    def _step_failed(
-        self, step: str, exc: Exception, step_input: Any = None
-    ) -> InferenceBackendRuntimeError:
-        hint = None if step_input is None else self._preprocessor.failure_hint(step_input)
-        return InferenceBackendRuntimeError(
-            f"{step}() failed with the following error: {exc} "
-            f"({type(exc).__name__} in step '{step}' of {type(self).__name__})"
-            + (f"; {hint}" if hint else ""),
-            step=step,
-            record_index=getattr(exc, "record_index", None),
-        )
-
-    def _preprocess_failed(self, exc: Exception) -> InferenceBackendRuntimeError:
-        if not isinstance(exc, PreprocessorRuntimeError):
-            wrapped = _wrapped_error(exc)
-            wrapped.__cause__ = exc
-            exc = wrapped
-        return self._step_failed("preprocess", exc)
-
-    def _log_call(self, times: _CallTimes) -> None:
+    def _log_call(self, times: CallTimes) -> None:
         # DEBUG, as packflow 0.4.x: hidden at the default PACKFLOW_LOG_LEVEL (INFO).
         execution_times = _execution_times_ms(times)
         self.logger.debug(
@@ -402,9 +282,9 @@ class InferenceBackend(ABC, metaclass=_BackendMeta):
         try:
             result = method(data)
         except Exception as exc:
-            raise self._step_failed(name, exc) from exc
+            raise step_failed(self, name, exc) from exc
         elapsed = perf_counter_ns() - start
-        slot = _SLOT.get(name)
+        slot = STEP_SLOTS.get(name)
         if slot is not None:
             times = list(self._packflow_state[0])
             times[slot] = elapsed

@@ -10,6 +10,12 @@ __all__ = ["ExecutionMetrics", "ExecutionTimes"]
 
 STEP_NAMES = ("preprocess", "transform_inputs", "execute", "transform_outputs")
 
+# One call's (batch_size, preprocess, transform_inputs, execute, transform_outputs); times in
+# ns, None for a step that did not run.
+CallTimes = tuple[int | None, int | None, int | None, int | None, int | None]
+NO_CALL: CallTimes = (None, None, None, None, None)
+STEP_SLOTS = {name: slot for slot, name in enumerate(STEP_NAMES, start=1)}  # index in CallTimes
+
 
 class ExecutionTimes(BaseModel):
     """Milliseconds spent in each pipeline step; optional steps are ``None`` when not defined."""
@@ -48,3 +54,18 @@ def _build_metrics(batch_size: int, times_ms: dict[str, Any]) -> ExecutionMetric
         execution_times=times,
         total_execution_time=times.total(),
     )
+
+
+def _execution_times_ms(times: CallTimes) -> dict[str, float]:
+    """Milliseconds per step that ran."""
+    return {
+        name: ns / 1e6 for name, ns in zip(STEP_NAMES, times[1:], strict=True) if ns is not None
+    }
+
+
+def _metrics_dict(times: CallTimes) -> dict[str, Any]:
+    """``times`` as 0.4.x's metrics dict: ``batch_size`` (once known), ``execution_times``."""
+    metrics: dict[str, Any] = {"execution_times": _execution_times_ms(times)}
+    if times[0] is not None:
+        metrics["batch_size"] = times[0]
+    return metrics
