@@ -75,12 +75,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases",
-        default="worker,bare,latency,quix",
-        help="comma-separated subset of worker,bare,latency,quix",
+        default="worker,bare,best,latency,quix",
+        help="comma-separated subset of worker,bare,best,latency,quix",
     )
     args = parser.parse_args(argv)
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
-    unknown = args.phases - {"worker", "bare", "latency", "quix"}
+    unknown = args.phases - {"worker", "bare", "best", "latency", "quix"}
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     if "latency" in args.phases and "worker" not in args.phases and not args.latency_rate:
@@ -188,17 +188,25 @@ def _pipe_args(bootstrap: str, input_topic: str, out: str, group_id: str) -> lis
 
 
 def start_bare_pipe(
-    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str, out: str
+    bootstrap: str,
+    args: argparse.Namespace,
+    rid: str,
+    input_topic: str,
+    out: str,
+    *,
+    pipelined: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start bench/_bare_pipe.py on the backlog."""
+    """Start bench/_bare_pipe.py on the backlog (``pipelined``: the best pipe)."""
+    name = "best" if pipelined else "bare"
     return subprocess.Popen(
         [
             sys.executable,
             str(BENCH / "_bare_pipe.py"),
-            *_pipe_args(bootstrap, input_topic, out, f"bench-{rid}-bare"),
+            *_pipe_args(bootstrap, input_topic, out, f"bench-{rid}-{name}"),
             "--count",
             str(args.records),
             *_batch_args(args),
+            *(["--pipelined"] if pipelined else []),
         ],
         cwd=BENCH,
         stdin=subprocess.DEVNULL,
@@ -206,16 +214,17 @@ def start_bare_pipe(
 
 
 async def run_bare_pipe(
-    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str
+    bootstrap: str, args: argparse.Namespace, rid: str, input_topic: str, *, pipelined: bool = False
 ) -> dict[str, Any]:
-    """Phase 2: the bare aiokafka pipe drains the same backlog."""
-    out = f"bench-{rid}-out-bare"
+    """Phase 2: the bare aiokafka pipe (or, ``pipelined``, the best one) drains the backlog."""
+    name = "best" if pipelined else "bare"
+    out = f"bench-{rid}-out-{name}"
     await create_topic(bootstrap, out, args.partitions, log_append_time=True)
-    log("phase 2: bare aiokafka consume -> produce -> commit pipe ...")
-    proc = start_bare_pipe(bootstrap, args, rid, input_topic, out)
+    log(f"phase 2: {name} aiokafka consume -> produce -> commit pipe ...")
+    proc = start_bare_pipe(bootstrap, args, rid, input_topic, out, pipelined=pipelined)
     try:
         result, _ = await measure_process(
-            "bare pipe", bootstrap, lambda: proc.poll() in (None, 0), out, args.records
+            f"{name} pipe", bootstrap, lambda: proc.poll() in (None, 0), out, args.records
         )
     finally:
         if proc.poll() is None:
@@ -400,6 +409,14 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
             result["worker"] = await run_worker_backlog(bootstrap, args, rid, input_topic, inputs)
         if "bare" in args.phases:
             result["bare_aiokafka"] = await run_bare_pipe(bootstrap, args, rid, input_topic)
+        if "best" in args.phases:
+            result["best_aiokafka"] = await run_bare_pipe(
+                bootstrap, args, rid, input_topic, pipelined=True
+            )
+        if "worker" in result and "best_aiokafka" in result:
+            ratio = result["worker"]["records_per_s"] / result["best_aiokafka"]["records_per_s"]
+            result["worker_over_best"] = round(ratio, 3)
+            log(f"worker / best aiokafka pipe = {ratio:.2f}")
         if "worker" in result and "bare_aiokafka" in result:
             ratio = result["worker"]["records_per_s"] / result["bare_aiokafka"]["records_per_s"]
             result["worker_over_bare"] = round(ratio, 3)
