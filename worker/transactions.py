@@ -180,7 +180,9 @@ class TransactionalPublisher:
                     f"the transactional producer of {tp.topic}/{tp.partition} was fenced: "
                     "another worker owns the partition; stopping without committing"
                 ) from exc
-            except (KafkaError, _RetryTransaction) as exc:
+            except (KafkaError, AssertionError, _RetryTransaction) as exc:
+                # AssertionError: aiokafka's transaction manager refusing a state change
+                # after a fatal error; the restart below gives a fresh producer.
                 self.aborts += 1
                 batched = False
                 if isinstance(exc, _RetryTransaction):
@@ -248,12 +250,18 @@ class TransactionalPublisher:
         await producer.commit_transaction()
 
     async def _abort_or_restart(self, tp: TopicPartition, producer: AIOKafkaProducer) -> None:
+        # aiokafka's transaction manager can be in its fatal state (e.g. after an
+        # IllegalSaslStateError when an OAUTHBEARER session expired mid-transaction), where
+        # abort_transaction() fails an assertion: restarting the producer fences and aborts.
         try:
             await asyncio.wait_for(producer.abort_transaction(), 10.0)
             return
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError, AssertionError) as exc:
             self._log.warning(
-                "transaction_abort_failed", partition=f"{tp.topic}/{tp.partition}", error=str(exc)
+                "transaction_abort_failed",
+                partition=f"{tp.topic}/{tp.partition}",
+                error=describe(exc),
+                then="restarting the producer",
             )
         if self._producers.get(tp) is producer:
             self._producers.pop(tp)
