@@ -51,6 +51,7 @@ __all__ = [
     "highwater",
     "not_authorized",
     "output_partition_count",
+    "refusal",
     "start_with_retry",
     "stop_bounded",
     "to_publish_error",
@@ -77,6 +78,29 @@ def not_authorized(exc: BaseException, operation: str, resource: str) -> Authori
         f"not authorized: {operation} on {resource} was refused by the broker "
         f"({type(exc).__name__}); grant the worker's principal {operation} on it"
     )
+
+
+def refusal(
+    exc: BaseException,
+    *,
+    topic: str | tuple[str, ...],
+    operation: str,
+    group: str | None = None,
+    transactional_id: str | None = None,
+) -> AuthorizationError:
+    """The :class:`AuthorizationError` for ``exc``, one of :data:`AUTHORIZATION_ERRORS`.
+
+    A topic refusal names ``operation`` (``Read`` or ``Write``) on ``topic`` (or on one of
+    several); a group, transactional-id or cluster refusal names what that resource needs.
+    """
+    if isinstance(exc, TransactionalIdAuthorizationFailed) and transactional_id is not None:
+        return not_authorized(exc, "Write", f"transactional id {transactional_id!r}")
+    if isinstance(exc, GroupAuthorizationFailedError) and group is not None:
+        return not_authorized(exc, "Read", f"consumer group {group!r}")
+    if isinstance(exc, ClusterAuthorizationFailedError):
+        return not_authorized(exc, "IdempotentWrite", "the cluster")
+    topics = (topic,) if isinstance(topic, str) else topic
+    return not_authorized(exc, operation, "topic " + " or ".join(map(repr, topics)))
 
 
 def describe(exc: BaseException) -> str:
@@ -159,8 +183,8 @@ async def start_with_retry(
         except KafkaError as exc:
             await stop_bounded(client, 2.0)
             if isinstance(exc, GroupAuthorizationFailedError) and group is not None:
-                refusal = not_authorized(exc, "Read", f"consumer group {group!r}")
-                raise StartupError(str(refusal)) from exc
+                refused = not_authorized(exc, "Read", f"consumer group {group!r}")
+                raise StartupError(str(refused)) from exc
             if isinstance(exc, AUTHORIZATION_ERRORS):
                 raise StartupError(
                     f"not authorized: starting the Kafka {kind} was refused by the broker "
@@ -355,24 +379,23 @@ async def getmany(
             timeout_ms=timeout_ms, max_records=max_records
         )
         return data
-    except TopicAuthorizationFailedError as exc:
-        raise not_authorized(exc, "Read", f"topic {topic!r}") from exc
-    except GroupAuthorizationFailedError as exc:
-        raise not_authorized(exc, "Read", f"consumer group {group!r}") from exc
+    except AUTHORIZATION_ERRORS as exc:
+        raise refusal(exc, topic=topic, operation="Read", group=group) from exc
 
 
-async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> str:
-    """Commit ``offsets``; returns "" on success, else why it failed (retried by the caller).
+async def commit_offsets(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], group: str
+) -> str:
+    """Commit ``offsets`` for ``group``; returns "" on success, else why it failed (retried by
+    the caller).
 
     Raises :class:`AuthorizationError` when an ACL is missing: retrying cannot help.
     """
     try:
         await consumer.commit(offsets)
-    except GroupAuthorizationFailedError as exc:
-        raise not_authorized(exc, "Read", f"consumer group {consumer._group_id!r}") from exc
-    except TopicAuthorizationFailedError as exc:
-        topics = sorted({tp.topic for tp in offsets})
-        raise not_authorized(exc, "Read", f"topic {topics[0]!r}") from exc
+    except AUTHORIZATION_ERRORS as exc:
+        topic = min(tp.topic for tp in offsets)
+        raise refusal(exc, topic=topic, operation="Read", group=group) from exc
     except CommitFailedError as exc:
         return f"{exc} (group rebalanced)"
     except KafkaError as exc:

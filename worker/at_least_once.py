@@ -42,11 +42,13 @@ class AtLeastOnce:
         publisher: Publisher,
         on_settled: OnSettled,
         *,
+        group: str,
         logger: Any,
         on_committed: Callable[[], None] = lambda: None,
         on_fatal: Callable[[BaseException], None] = lambda _exc: None,
     ) -> None:
         self._consumer = consumer
+        self._group = group
         self._publisher = publisher
         self._on_settled = on_settled
         self._on_committed = on_committed
@@ -126,7 +128,7 @@ class AtLeastOnce:
             offsets = {tp: off for tp, off in offsets.items() if tp in allowed}
             if not offsets:
                 return
-            error = await commit_offsets(self._consumer, offsets)
+            error = await commit_offsets(self._consumer, offsets, self._group)
             if error:
                 self._log.warning("commit_failed", error=error)
                 return

@@ -46,6 +46,7 @@ def make_delivery(
         consumer,
         publisher,
         on_settled,
+        group=clients.settings.group_id,
         logger=logger,
         on_committed=on_committed,
         on_fatal=on_fatal,

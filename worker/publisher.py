@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from worker._backoff import Backoff
-from worker._kafka import UNLIMITED, TopicLimits, not_authorized, to_publish_error
+from worker._kafka import AUTHORIZATION_ERRORS, UNLIMITED, TopicLimits, refusal, to_publish_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
 from worker.errors import PublishError
 from worker.pipeline import Message, fit_dead_letter, publish_letter
@@ -319,8 +319,8 @@ class Publisher:
         Raises :class:`~worker.errors.AuthorizationError` when the worker may not write there.
         """
         topic = self._output_topic if letter is None else self._dlq_topic
-        if isinstance(exc, TopicAuthorizationFailedError):
-            raise not_authorized(exc, "Write", f"topic {topic!r}") from exc
+        if isinstance(exc, AUTHORIZATION_ERRORS):
+            raise refusal(exc, topic=topic, operation="Write") from exc
         error = to_publish_error(exc, topic)
         if error.retriable:
             return error, None
@@ -355,8 +355,8 @@ class Publisher:
         try:
             future = await self._producer.send(self._metrics_topic, encode_event(fields))
             await asyncio.wait_for(future, seconds)
-        except TopicAuthorizationFailedError as exc:
-            raise not_authorized(exc, "Write", f"topic {self._metrics_topic!r}") from exc
+        except AUTHORIZATION_ERRORS as exc:
+            raise refusal(exc, topic=self._metrics_topic, operation="Write") from exc
         except (TimeoutError, KafkaError) as exc:
             raise to_publish_error(exc, self._metrics_topic) from exc
 
@@ -383,7 +383,8 @@ class Publisher:
             self._event_failed(future.exception())
 
     def _event_failed(self, exc: BaseException | None) -> None:
-        if isinstance(exc, TopicAuthorizationFailedError):
-            self._on_fatal(not_authorized(exc, "Write", f"topic {self._metrics_topic!r}"))
+        if isinstance(exc, AUTHORIZATION_ERRORS):
+            assert self._metrics_topic is not None
+            self._on_fatal(refusal(exc, topic=self._metrics_topic, operation="Write"))
             return
         self._log.warning("metrics_event_failed", error=f"{type(exc).__name__}: {exc}")

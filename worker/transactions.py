@@ -20,13 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    KafkaError,
-    ProducerFenced,
-    TransactionalIdAuthorizationFailed,
-)
+from aiokafka.errors import KafkaError, ProducerFenced
 
 from worker._backoff import Backoff
 from worker._kafka import (
@@ -34,7 +28,7 @@ from worker._kafka import (
     UNLIMITED,
     TopicLimits,
     describe,
-    not_authorized,
+    refusal,
     stop_bounded,
 )
 from worker.clients import KafkaClients
@@ -198,15 +192,14 @@ class TransactionalPublisher:
                 await asyncio.sleep(delay)
 
     def _refusal(self, exc: BaseException, tp: TopicPartition) -> AuthorizationError:
-        if isinstance(exc, TransactionalIdAuthorizationFailed):
-            tid = transactional_id(self._settings.group_id, tp)
-            return not_authorized(exc, "Write", f"transactional id {tid!r}")
-        if isinstance(exc, GroupAuthorizationFailedError):
-            return not_authorized(exc, "Read", f"consumer group {self._settings.group_id!r}")
-        if isinstance(exc, ClusterAuthorizationFailedError):
-            return not_authorized(exc, "IdempotentWrite", "the cluster")
-        topics = f"topic {self._settings.output_topic!r} or {self._settings.dlq_topic!r}"
-        return not_authorized(exc, "Write", topics)
+        s = self._settings
+        return refusal(
+            exc,
+            topic=(s.output_topic, s.dlq_topic),
+            operation="Write",
+            group=s.group_id,
+            transactional_id=transactional_id(s.group_id, tp),
+        )
 
     async def _transaction(
         self,

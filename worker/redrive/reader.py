@@ -103,7 +103,7 @@ class BoundedReader:
         backoff = Backoff(initial=0.2, maximum=2.0)
         while True:
             try:
-                reason = await commit_offsets(self._consumer, offsets)
+                reason = await commit_offsets(self._consumer, offsets, self._group)
             except KafkaFatalError as exc:
                 return str(exc)
             if not reason:

@@ -24,13 +24,14 @@ import contextlib
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import (
+    AUTHORIZATION_ERRORS,
     ask,
     describe,
-    not_authorized,
+    refusal,
     start_with_retry,
     stop_bounded,
     to_publish_error,
@@ -305,8 +306,8 @@ def _partition(letter: DeadLetter, topic: str, partitions: int) -> int | None:
 
 
 def _send_failure(location: str, topic: str, exc: BaseException) -> str:
-    if isinstance(exc, TopicAuthorizationFailedError):
-        why = str(not_authorized(exc, "Write", f"topic {topic!r}"))
+    if isinstance(exc, AUTHORIZATION_ERRORS):
+        why = str(refusal(exc, topic=topic, operation="Write"))
     elif isinstance(exc, KafkaError):
         why = str(to_publish_error(exc, topic))
     else:
