@@ -183,7 +183,7 @@ class Worker:
                 "worker_stopped",
                 clean=self._clean,
                 batches=self.batches,
-                commits=getattr(self._delivery, "commits", None),
+                commits=None if self._delivery is None else self._delivery.commits,
                 error=None if self._failure is None else str(self._failure),
             )
         if isinstance(self._failure, AuthorizationError) and self.batches == 0:
@@ -509,7 +509,7 @@ class Worker:
             in_flight_bytes=self._budget.bytes,
             assigned_partitions=len(assigned),
             paused_partitions=0 if self._fetcher is None else self._fetcher.paused_count,
-            commits=int(getattr(self._delivery, "commits", 0)),
+            commits=0 if self._delivery is None else self._delivery.commits,
             rebalances=self.assignments,
             breaker_open=self._breaker.is_open,
             breaker_open_seconds=self._breaker.open_seconds,

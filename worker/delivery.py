@@ -49,6 +49,10 @@ OnSettled = Callable[[Batch, Settled], Awaitable[None]]
 class DeliveryStrategy(Protocol):
     """Publishes batches and commits their offsets under one guarantee."""
 
+    @property
+    def commits(self) -> int:
+        """Offset commits so far (exactly-once: committed transactions)."""
+
     async def start(self) -> None:
         """Start background work (acknowledgement and commit tasks)."""
 

@@ -211,7 +211,7 @@ class BatchRunner:
         Raises :class:`BackendUnavailable` when the attempts run out on a transient failure.
         """
         policy = self._policy
-        backoff = Backoff(initial=policy.initial_backoff, maximum=policy.max_backoff, jitter=0.5)
+        backoff: Backoff | None = None  # made on the first transient failure only: hot path
         attempts = 0
         while True:
             attempts += 1
@@ -222,11 +222,12 @@ class BatchRunner:
                 if not policy.is_transient(exc):
                     return None, exc, attempts
                 if attempts >= policy.max_attempts:
-                    error_type, text = _describe(exc)
-                    if not text.startswith(error_type):
-                        text = f"{error_type}: {text}" if text else error_type
-                    raise BackendUnavailable(text, attempts=attempts) from exc
+                    raise BackendUnavailable(_typed(*_describe(exc)), attempts=attempts) from exc
             stats.retries += 1
+            if backoff is None:
+                backoff = Backoff(
+                    initial=policy.initial_backoff, maximum=policy.max_backoff, jitter=0.5
+                )
             await asyncio.sleep(backoff.next_delay())
 
     async def run(self, messages: Sequence[list[dict[str, Any]]]) -> BatchRun:
@@ -261,11 +262,9 @@ class BatchRunner:
         (error_type, step), count = kinds.most_common(1)[0]
         if count >= self._breaker_ratio * messages:
             sample = next(f for f in failures if (f.error_type, f.step) == (error_type, step))
-            text = sample.message
-            if not text.startswith(error_type):
-                text = f"{error_type}: {text}"
             raise BackendUnavailable(
-                f"{count} of {messages} messages failed in {step}: {text}",
+                f"{count} of {messages} messages failed in {step}: "
+                f"{_typed(error_type, sample.message)}",
                 attempts=stats.backend_calls,
             )
 
@@ -314,6 +313,13 @@ class BatchRunner:
         mid = len(idx) // 2
         await self._solve(idx[:mid], messages, stats)
         await self._solve(idx[mid:], messages, stats)
+
+
+def _typed(error_type: str, text: str) -> str:
+    """``Type: message``, the type once (a message may already start with it)."""
+    if not text:
+        return error_type
+    return text if text.startswith(error_type) else f"{error_type}: {text}"
 
 
 def _with_index(failure: Failure, record_index: int | None) -> Failure:

@@ -9,30 +9,7 @@ import pytest
 
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendRuntimeError, PreprocessorRuntimeError
-
-
-class Identity(InferenceBackend):
-    def execute(self, inputs: Any) -> Any:
-        return inputs
-
-
-class Recorder(InferenceBackend):
-    """Records the order of the steps and what each one received."""
-
-    def initialize(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def transform_inputs(self, inputs: Any) -> Any:
-        self.calls.append(("transform_inputs", inputs))
-        return [{"ti": r} for r in inputs]
-
-    def execute(self, inputs: Any) -> Any:
-        self.calls.append(("execute", inputs))
-        return [{"ex": r} for r in inputs]
-
-    def transform_outputs(self, outputs: Any) -> Any:
-        self.calls.append(("transform_outputs", outputs))
-        return [{"to": r} for r in outputs]
+from tests.packflow.backend.test_base import Identity, Recorder
 
 
 def test_steps_run_in_order_preprocess_transform_inputs_execute_transform_outputs() -> None:
