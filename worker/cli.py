@@ -11,7 +11,8 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 import click
 
@@ -22,7 +23,14 @@ from worker.app import Worker
 from worker.errors import SettingsError, StartupError
 from worker.settings import WorkerSettings, env_name, flag_name, load_settings
 
-__all__ = ["EXIT_STARTUP_FAILURE", "SETTING_HELP", "main"]
+__all__ = [
+    "EXIT_STARTUP_FAILURE",
+    "SETTING_HELP",
+    "fail",
+    "main",
+    "run_command",
+    "setting_options",
+]
 
 EXIT_STARTUP_FAILURE = 2
 
@@ -85,24 +93,51 @@ SETTING_HELP: dict[str, str] = {  # the --help text of each setting
 
 
 _REPEATABLE = {"kafka_options"}
+_PROG = "packflow-worker"
 
 
-def _options(func: Any) -> Any:
-    for name in reversed(list(WorkerSettings.model_fields)):
-        help_text = SETTING_HELP.get(name, "Kafka client tuning.")
-        if name in _REPEATABLE:
-            func = click.option(flag_name(name), name, multiple=True, help=help_text)(func)
-            continue
-        env = env_name(name)
-        func = click.option(
-            flag_name(name), name, type=str, default=None, help=f"{help_text} [env: {env}]"
-        )(func)
-    return func
+def setting_options(fields: Iterable[str], *, default_help: str) -> Callable[[Any], Any]:
+    """A decorator adding one option per settings field, in order: its flag, its help (or
+    ``default_help``) and its variable; ``--kafka-option`` is repeatable."""
+
+    def decorate(func: Any) -> Any:
+        for name in reversed(list(fields)):
+            help_text = SETTING_HELP.get(name, default_help)
+            if name in _REPEATABLE:
+                func = click.option(flag_name(name), name, multiple=True, help=help_text)(func)
+                continue
+            env = env_name(name)
+            func = click.option(
+                flag_name(name), name, type=str, default=None, help=f"{help_text} [env: {env}]"
+            )(func)
+        return func
+
+    return decorate
+
+
+def fail(prog: str, message: str, code: int = EXIT_STARTUP_FAILURE) -> NoReturn:
+    """Print ``<prog>: error: <message>`` as one line on stderr and exit with ``code``."""
+    click.echo(f"{prog}: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def run_command(command: click.Command, args: list[str], prog: str) -> None:
+    """Run a click ``command`` on ``args``; a usage error is one :func:`fail` line."""
+    try:
+        command.main(args=args, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        fail(prog, exc.format_message())
+    except click.exceptions.Abort:
+        sys.exit(130)
 
 
 def _fail(message: str) -> None:
-    click.echo(f"packflow-worker: error: {' '.join(message.split())}", err=True)
-    sys.exit(EXIT_STARTUP_FAILURE)
+    fail(_PROG, message)
+
+
+_options = setting_options(WorkerSettings.model_fields, default_help="Kafka client tuning.")
 
 
 @click.command(
@@ -170,11 +205,4 @@ def main(argv: list[str] | None = None) -> None:
 
         redrive_main(args[1:])
         return
-    try:
-        _command.main(args=args, prog_name="packflow-worker", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except click.exceptions.Abort:
-        sys.exit(130)
+    run_command(_command, args, _PROG)

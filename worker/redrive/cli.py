@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from worker._setting_names import build_settings, env_name, flag_name
-from worker.cli import EXIT_STARTUP_FAILURE, SETTING_HELP
+from worker._setting_names import build_settings
+from worker.cli import EXIT_STARTUP_FAILURE, fail, run_command, setting_options
 from worker.connection_settings import SECRET_FIELDS, ConnectionSettings
 from worker.errors import SettingsError, StartupError
 from worker.redrive.options import DEFAULT_MAX_REDRIVES, RedriveOptions
@@ -33,30 +33,14 @@ EXIT_FAILED = 1
 
 #: Connection settings a one-off run must not take from a worker's environment.
 _NOT_FOR_REDRIVE = {"group_instance_id"}
-_REPEATABLE = {"kafka_options"}
-
-
-def _connection_options(func: Any) -> Any:
-    for name in reversed(list(ConnectionSettings.model_fields)):
-        if name in _NOT_FOR_REDRIVE:
-            continue
-        help_text = SETTING_HELP.get(name, "Kafka client setting.")
-        if name in _REPEATABLE:
-            func = click.option(flag_name(name), name, multiple=True, help=help_text)(func)
-            continue
-        func = click.option(
-            flag_name(name),
-            name,
-            type=str,
-            default=None,
-            help=f"{help_text} [env: {env_name(name)}]",
-        )(func)
-    return func
+_connection_options = setting_options(
+    [f for f in ConnectionSettings.model_fields if f not in _NOT_FOR_REDRIVE],
+    default_help="Kafka client setting.",
+)
 
 
 def _fail(message: str, code: int = EXIT_STARTUP_FAILURE) -> None:
-    click.echo(f"{_PROG}: error: {' '.join(message.split())}", err=True)
-    sys.exit(code)
+    fail(_PROG, message, code)
 
 
 @click.command(name="redrive", context_settings={"help_option_names": ["-h", "--help"]})
@@ -179,11 +163,4 @@ async def _run(options: RedriveOptions) -> RedriveReport:
 
 def main(argv: list[str]) -> None:
     """``packflow-worker redrive ARGS``: parse ``argv`` (the arguments after ``redrive``)."""
-    try:
-        _command.main(args=argv, prog_name=_PROG, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except click.exceptions.Abort:
-        sys.exit(130)
+    run_command(_command, argv, _PROG)
