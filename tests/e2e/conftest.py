@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -143,6 +146,30 @@ async def running_worker(
         worker.request_stop()
         code = await asyncio.wait_for(task, settings.shutdown_timeout_seconds + 15)
     assert code == 0, f"worker exited with {code}"
+
+
+def get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    """``GET http://127.0.0.1:<port><path>``: the status and the JSON body (also for 4xx/5xx)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+async def wait_status(
+    port: int, path: str, want: int, within: float, reason: str = ""
+) -> dict[str, Any]:
+    """Poll ``path`` until it answers ``want`` (with a reason starting with ``reason``, if
+    given); fail after ``within`` seconds. Returns the body."""
+    deadline = time.monotonic() + within
+    while True:
+        status, body = await asyncio.to_thread(get_json, port, path)
+        reasons = body.get("reasons", [])
+        if status == want and (not reason or any(r.startswith(reason) for r in reasons)):
+            return body
+        assert time.monotonic() < deadline, f"{path} stayed {status}: {body}"
+        await asyncio.sleep(0.1)
 
 
 async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:

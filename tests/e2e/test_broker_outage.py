@@ -7,39 +7,17 @@ which is stopped for longer than ``--readiness-stall-seconds`` and started again
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
 from kafka_local import LocalKafka  # on sys.path through tests/conftest.py
 
 from tests.e2e._process import BACKEND, WorkerProcess, worker_env
-from tests.e2e.conftest import consume, produce, wait_for
+from tests.e2e.conftest import consume, produce, wait_for, wait_status
 
 pytestmark = pytest.mark.kafka
 
 STALL_SECONDS = 3
-
-
-def _readyz(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
-
-
-async def _wait_readiness(port: int, want: int, within: float, reason: str = "") -> dict:
-    """Poll /readyz until it answers ``want`` (with a reason starting with ``reason``)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        status, body = await asyncio.to_thread(_readyz, port)
-        reasons = body.get("reasons", [])
-        if status == want and (not reason or any(r.startswith(reason) for r in reasons)):
-            return body
-        assert asyncio.get_running_loop().time() < deadline, f"/readyz stayed {status}: {body}"
-        await asyncio.sleep(0.2)
 
 
 def _port(process: WorkerProcess) -> int:
@@ -78,7 +56,7 @@ async def test_an_unreachable_broker_turns_both_modes_unready_and_ready_again(
             await wait_for(lambda p=process: bool(p.named("health_listening")), 60, "the port")
             events = [e["event"] for e in process.events] + ["partitions_assigned"]
             assert events.index("health_listening") < events.index("partitions_assigned"), events
-            await _wait_readiness(_port(process), 200, 60)
+            await wait_status(_port(process), "/readyz", 200, 60)
         await produce(bootstrap, input_topic, [(b"k", orjson.dumps({"id": i})) for i in range(10)])
         for process in workers.values():
             await wait_for(lambda p=process: len(p.named("batch_metrics")) >= 1, 60, "a batch")
@@ -87,11 +65,11 @@ async def test_an_unreachable_broker_turns_both_modes_unready_and_ready_again(
         outage_started = {mode: len(p.events) for mode, p in workers.items()}
         for process in workers.values():
             unready = "Kafka unreachable for "
-            await _wait_readiness(_port(process), 503, STALL_SECONDS + 30, unready)
+            await wait_status(_port(process), "/readyz", 503, STALL_SECONDS + 30, unready)
         restarted = await asyncio.to_thread(broker.start)
         assert restarted == bootstrap, "the broker came back on another port"
         for mode, process in workers.items():
-            await _wait_readiness(_port(process), 200, 60)
+            await wait_status(_port(process), "/readyz", 200, 60)
             during = process.events[outage_started[mode] :]
             names = [e["event"] for e in during]
             assert names.count("kafka_unreachable") == 1, (mode, names)

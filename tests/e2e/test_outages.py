@@ -9,15 +9,13 @@ import asyncio
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
 from structlog.testing import capture_logs
 
 from packflow.exceptions import RetryableError
-from tests.e2e.conftest import consume, produce, running_worker, wait_for
+from tests.e2e.conftest import consume, get_json, produce, running_worker, wait_for, wait_status
 from worker.app import Worker
 
 pytestmark = pytest.mark.kafka
@@ -91,24 +89,6 @@ class Hangs(_Backend):
         super().check(records)
 
 
-def _get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
-
-
-async def _wait_status(port: int, path: str, want: int, within: float) -> dict:
-    deadline = time.monotonic() + within
-    while True:
-        status, body = await asyncio.to_thread(_get, port, path)
-        if status == want:
-            return body
-        assert time.monotonic() < deadline, f"{path} stayed {status}: {body}"
-        await asyncio.sleep(0.1)
-
-
 def _inputs(ids, poison=()):
     return [(str(i).encode(), orjson.dumps({"id": i, "poison": i in poison})) for i in ids]
 
@@ -136,12 +116,12 @@ async def test_a_dependency_down_for_10s_holds_the_stream_and_loses_nothing(
         port = worker.health_port
         await produce(kafka_bootstrap, names["input_topic"], _inputs(range(100)))
         await consume(kafka_bootstrap, names["output_topic"], 100, within=30)
-        await _wait_status(port, "/readyz", 200, 15)
+        await wait_status(port, "/readyz", 200, 15)
         assignments = worker.assignments
         backend.down.set()
         up_at = time.monotonic() + 10
         await produce(kafka_bootstrap, names["input_topic"], _inputs(range(100, 200)))
-        body = await _wait_status(port, "/readyz", 503, 15)
+        body = await wait_status(port, "/readyz", 503, 15)
         assert any(
             r.startswith("backend failing: ConnectionError: feature store") for r in body["reasons"]
         ), body
@@ -149,7 +129,7 @@ async def test_a_dependency_down_for_10s_holds_the_stream_and_loses_nothing(
             await asyncio.sleep(0.2)
             assert worker.failure is None
         backend.down.clear()
-        await _wait_status(port, "/readyz", 200, 30)
+        await wait_status(port, "/readyz", 200, 30)
         outputs = await consume(kafka_bootstrap, names["output_topic"], 200, within=30)
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 0, settle=1.0)
         assert worker.assignments == assignments  # kept its membership: no rebalance
@@ -215,7 +195,7 @@ async def test_every_message_failing_the_same_way_is_held_not_dead_lettered(
     settings = worker_settings(**names, breaker_min_messages=5, breaker_max_backoff_ms=200)
     await produce(kafka_bootstrap, names["input_topic"], _inputs(range(20), poison=set(range(20))))
     async with running_worker(settings, backend) as worker:
-        body = await _wait_status(worker.health_port, "/readyz", 503, 20)
+        body = await wait_status(worker.health_port, "/readyz", 503, 20)
         assert any(
             "20 of 20 messages failed in execute: ValueError" in r for r in body["reasons"]
         ), body
@@ -246,9 +226,9 @@ async def test_a_hanging_call_times_out_fails_healthz_and_a_restart_loses_nothin
     try:
         await asyncio.wait_for(worker.started.wait(), 60)
         await asyncio.to_thread(backend.hung.wait, 30)
-        body = await _wait_status(worker.health_port, "/healthz", 503, 15)
+        body = await wait_status(worker.health_port, "/healthz", 503, 15)
         assert "restart me" in body["error"]
-        (_, ready) = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+        (_, ready) = await asyncio.to_thread(get_json, worker.health_port, "/readyz")
         assert any("backend failing" in r for r in ready["reasons"]), ready
         first = await consume(kafka_bootstrap, names["output_topic"], 30, within=10, settle=0.5)
         assert _ids(first) == list(range(30))  # nothing past the hung batch was published
@@ -278,7 +258,7 @@ async def test_a_held_batch_lets_a_rebalance_through_and_nothing_is_lost(
     await produce(kafka_bootstrap, names["input_topic"], _inputs(range(80)))
     with capture_logs() as logs:
         async with running_worker(first, backend) as holding:
-            body = await _wait_status(holding.health_port, "/readyz", 503, 20)
+            body = await wait_status(holding.health_port, "/readyz", 503, 20)
             assert any(r.startswith("backend failing") for r in body["reasons"]), body
             async with running_worker(second, backend) as joining:
                 await wait_for(

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 
 import orjson
 import pytest
 from structlog.testing import capture_logs
 
-from tests.e2e.conftest import Slow, consume, produce, running_worker, wait_for
+from tests.e2e.conftest import Slow, consume, get_json, produce, running_worker, wait_for
 
 pytestmark = pytest.mark.kafka
 
 SESSION_TIMEOUT_MS = 6000  # the broker's smallest allowed session timeout
-
-
-def _get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
 
 
 async def test_execute_slower_than_the_session_timeout_causes_no_rebalance_and_no_duplicate(
@@ -39,8 +30,8 @@ async def test_execute_slower_than_the_session_timeout_causes_no_rebalance_and_n
         await asyncio.to_thread(backend.started.wait, 30)
         assert backend.started.is_set()
         # While execute() sleeps in its thread, the loop answers both probes at once.
-        health = await asyncio.to_thread(_get, worker.health_port, "/healthz")
-        ready = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+        health = await asyncio.to_thread(get_json, worker.health_port, "/healthz")
+        ready = await asyncio.to_thread(get_json, worker.health_port, "/readyz")
         assert health[0] == 200
         assert ready == (200, ready[1])
         assert ready[1]["reasons"] == []
@@ -63,15 +54,15 @@ async def test_probes_answer_404_for_unknown_paths_and_503_while_the_backend_is_
 ):
     names = await topics(1)
     async with running_worker(worker_settings(**names), NotReady()) as worker:
-        status, body = await asyncio.to_thread(_get, worker.health_port, "/nope")
+        status, body = await asyncio.to_thread(get_json, worker.health_port, "/nope")
         assert status == 404
         assert "/healthz" in body["error"]
         await wait_for(lambda: worker.assignments >= 1, 20, "an assignment")
-        status, body = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+        status, body = await asyncio.to_thread(get_json, worker.health_port, "/readyz")
         assert status == 503
         assert body["reasons"] == ["backend not ready"]
         assert body["partitions"] == 1
-        status, body = await asyncio.to_thread(_get, worker.health_port, "/healthz")
+        status, body = await asyncio.to_thread(get_json, worker.health_port, "/healthz")
         assert status == 200
 
 
@@ -82,7 +73,7 @@ async def test_readiness_fails_when_fetching_stalls_while_messages_wait(
     settings = worker_settings(**names, readiness_stall_seconds=1.5)
     async with running_worker(settings, Slow()) as worker:
         await wait_for(lambda: worker.assignments >= 1, 20, "an assignment")
-        status, _ = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+        status, _ = await asyncio.to_thread(get_json, worker.health_port, "/readyz")
         assert status == 200
 
         calls = 0
@@ -98,7 +89,7 @@ async def test_readiness_fails_when_fetching_stalls_while_messages_wait(
         await produce(kafka_bootstrap, names["input_topic"], [(None, b'{"id": 1}')])
         deadline = asyncio.get_running_loop().time() + 20
         while True:
-            status, body = await asyncio.to_thread(_get, worker.health_port, "/readyz")
+            status, body = await asyncio.to_thread(get_json, worker.health_port, "/readyz")
             if status == 503:
                 break
             assert asyncio.get_running_loop().time() < deadline, "readiness never failed"
