@@ -33,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 BROKER_STATE_DIR = REPO / ".kafka" / "bench"
-#: The worker's producer and consumer options (worker/_kafka.py, worker/settings.py), so
+#: The worker's producer and consumer options (worker/clients.py, worker/settings.py), so
 #: that the bare aiokafka pipe runs with the same client configuration.
 PRODUCER_OPTIONS: dict[str, Any] = {
     "acks": "all",

@@ -1,10 +1,8 @@
-"""The worker: lifecycle, the fetch loop and the rebalance hand-over (see ARCHITECTURE.md).
+"""The worker: its lifecycle, its state, and what its probes and metrics read of it.
 
-One batch's path: :meth:`Worker._fetch_loop` takes it with ``getmany`` (bounded by the
-in-flight budget), :meth:`Worker._process` runs it through the stages of
-:mod:`worker.pipeline` and hands it to the delivery strategy (:mod:`worker.at_least_once` or
-:mod:`worker.exactly_once`), which reports it back to :meth:`Worker._settled` once the broker
-has acknowledged it: metrics are emitted and the budget released there.
+The path of one batch lives in :mod:`worker.flow` (see ARCHITECTURE.md); this module starts
+each part in order, registers its closer on an ``AsyncExitStack`` and unwinds them under one
+shutdown :class:`~worker.lifecycle.Deadline`.
 """
 
 from __future__ import annotations
@@ -12,43 +10,41 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from worker._kafka import (
-    UNLIMITED,
+    check_connection,
     check_topics,
     start_with_retry,
     stop_bounded,
     topic_limits,
 )
+from worker.assembly import (
+    Pipeline,
+    Shared,
+    build_pipeline,
+    make_breaker,
+    make_publisher,
+    make_runner,
+)
 from worker.backpressure import InFlightBudget
-from worker.breaker import Breaker
 from worker.clients import KafkaClients
-from worker.delivery import DeliveryStrategy, Settled
+from worker.delivery import DeliveryStrategy
 from worker.errors import AuthorizationError, PublishError, StartupError
-from worker.fetcher import Fetched, Fetcher
-from worker.guarantees import make_delivery
-from worker.handover import Handover, HandoverListener
 from worker.health import HealthServer
 from worker.lifecycle import Deadline, State, finish_task, started_fields
+from worker.limits import UNLIMITED
 from worker.liveness import Liveness
-from worker.pipeline import Batch, new_batch, run_stages
-from worker.preflight import check_connection
+from worker.probes import Health, Readiness
 from worker.prometheus import CONTENT_TYPE, WorkerMetrics, WorkerState
 from worker.publisher import Publisher
-from worker.reporting import BatchReporter
-from worker.retry import RetryPolicy
 from worker.runner import BatchRunner, SupportsRun, ask_ready
 from worker.settings import WorkerSettings
 from worker.tracing_setup import tracer_from_env
-
-if TYPE_CHECKING:
-    from worker.tracing import BatchTracer
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "Worker"]
 
@@ -72,43 +68,38 @@ class Worker:
     ) -> None:
         self.settings = settings
         self._tracer_provider = tracer_provider
-        self._tracer: BatchTracer | None = None
         self._backend = backend
         self.backend_name = type(backend).__name__
-        self._log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
-        self._budget = InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes)
-        self._liveness = Liveness(settings.readiness_stall_seconds, self._log)
-        self._breaker = Breaker(
-            self._log,
-            initial=min(settings.retry_initial_backoff_ms, settings.breaker_max_backoff_ms) / 1000,
-            maximum=settings.breaker_max_backoff_ms / 1000,
+        self._log = log = structlog.get_logger("packflow.worker").bind(worker_id=settings.worker_id)
+        self._shared = Shared(
+            settings=settings,
+            backend=self.backend_name,
+            budget=InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes),
+            liveness=Liveness(settings.readiness_stall_seconds, log),
+            breaker=make_breaker(settings, log),
+            metrics=WorkerMetrics(self._metrics_state),
+            recent_metrics=collections.deque(maxlen=256),
+            failed=asyncio.Event(),
+            logger=log,
         )
-        self.metrics = WorkerMetrics(self._metrics_state)
+        self._budget, self._liveness = self._shared.budget, self._shared.liveness
+        self._breaker, self.metrics = self._shared.breaker, self._shared.metrics
         self._ready_at_scrape = False
-        self._lag: dict[tuple[str, int], int] = {}
         self._state = State.STARTING
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
-        self._failed = asyncio.Event()
         self._failure: BaseException | None = None
         self._limits = UNLIMITED
         self._clients: KafkaClients | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._publisher: Publisher | None = None
-        self._reporter: BatchReporter | None = None
-        self._delivery: DeliveryStrategy | None = None
         self._runner: BatchRunner | None = None
         self._probe_executor: ThreadPoolExecutor | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
-        self._fetcher: Fetcher | None = None
-        self._handover: Handover | None = None
+        self._pipeline: Pipeline | None = None
         self._clean = True
-        self._recent_metrics: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         self._deadline = Deadline(settings.shutdown_timeout_seconds, self._force)
         self.started = asyncio.Event()
         self.health_port: int | None = None
-        self.batches = 0
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -120,27 +111,32 @@ class Worker:
     @property
     def delivery(self) -> DeliveryStrategy | None:
         """The delivery strategy, once started."""
-        return self._delivery
+        return None if self._pipeline is None else self._pipeline.delivery
 
     @property
     def recent_metrics(self) -> collections.deque[dict[str, Any]]:
         """The last 256 ``batch_metrics`` events."""
-        return self._recent_metrics
+        return self._shared.recent_metrics
+
+    @property
+    def batches(self) -> int:
+        """How many batches settled."""
+        return 0 if self._pipeline is None else self._pipeline.flow.batches
 
     @property
     def assigned(self) -> set[TopicPartition]:
         """The partitions assigned now."""
-        return set() if self._handover is None else set(self._handover.assigned)
+        return set() if self._pipeline is None else set(self._pipeline.handover.assigned)
 
     @property
     def assignments(self) -> int:
         """How many assignments completed."""
-        return 0 if self._handover is None else self._handover.assignments
+        return 0 if self._pipeline is None else self._pipeline.handover.assignments
 
     @property
     def pauses(self) -> int:
         """How often the partitions were paused for backpressure."""
-        return 0 if self._fetcher is None else self._fetcher.pauses
+        return 0 if self._pipeline is None else self._pipeline.fetcher.pauses
 
     @property
     def failure(self) -> BaseException | None:
@@ -153,7 +149,7 @@ class Worker:
             self._log.info("worker_stopping", in_flight_records=self._budget.records)
         self._state = State.STOPPING
         self._stop.set()
-        fetching = self._fetcher is not None and self._fetcher.in_getmany
+        fetching = self._pipeline is not None and self._pipeline.fetcher.in_getmany
         if fetching and self._fetch_task is not None:
             self._fetch_task.cancel()
 
@@ -183,7 +179,7 @@ class Worker:
                 "worker_stopped",
                 clean=self._clean,
                 batches=self.batches,
-                commits=None if self._delivery is None else self._delivery.commits,
+                commits=None if self._pipeline is None else self._pipeline.delivery.commits,
                 error=None if self._failure is None else str(self._failure),
             )
         if isinstance(self._failure, AuthorizationError) and self.batches == 0:
@@ -209,7 +205,7 @@ class Worker:
         self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="pf-probe")
         for pool in (executor, self._probe_executor):
             stack.callback(pool.shutdown, wait=False, cancel_futures=True)
-        self._tracer, provider = tracer_from_env(
+        tracer, provider = tracer_from_env(
             topic=s.input_topic,
             group=s.group_id,
             backend=self.backend_name,
@@ -217,25 +213,25 @@ class Worker:
         )
         if provider is not None:
             stack.callback(provider.shutdown)  # last: flushes the spans of the last batches
-        self._runner = BatchRunner(
-            self._backend,
-            executor,
-            parallel=s.executor_threads,
-            policy=RetryPolicy(
-                max_attempts=s.retry_max_attempts,
-                initial_backoff=s.retry_initial_backoff_ms / 1000,
-                max_backoff=s.retry_max_backoff_ms / 1000,
-                transient=frozenset(s.retry_on),
-            ),
-            timeout=s.backend_timeout_seconds,
-            breaker_ratio=s.breaker_failure_ratio,
-            breaker_min_messages=s.breaker_min_messages,
-            tracer=self._tracer,
-        )
+        self._runner = make_runner(self._backend, executor, s, tracer)
         await self._start_health(stack)
 
-        output_partitions = await self._start_producer(stack)
-        consumer, delivery = self._build_pipeline(output_partitions)
+        publisher, output_partitions = await self._start_producer(stack)
+        assert self._clients is not None
+        self._pipeline = pipeline = build_pipeline(
+            self._shared,
+            self._clients,
+            publisher,
+            self._runner,
+            output_partitions=output_partitions,
+            limits=self._limits,
+            tracer=tracer,
+            rebalancing=self._rebalancing,
+            stopping=lambda: self._stop.is_set() or self._rebalancing(),
+            on_rebalance=(self._rebalance_began, self._rebalance_ended),
+            on_fatal=self._fail,
+        )
+        consumer, delivery = pipeline.consumer, pipeline.delivery
         self._closing(stack, delivery.close)  # after the consumer stopped
         await start_with_retry(
             consumer, s.bootstrap_servers, s.startup_timeout_seconds, group=s.group_id
@@ -243,25 +239,17 @@ class Worker:
         self._closing(stack, lambda d: stop_bounded(consumer, d.remaining()))
         self._closing(stack, delivery.drain)  # before the consumer stops
         await delivery.start()
-        self._fetch_task = asyncio.create_task(self._guard(self._fetch_loop()), name="pf-fetch")
-        watch = self._liveness.watch_loop(consumer, self._stop)
-        self._watch_task = asyncio.create_task(self._guard(watch), name="pf-watch")
+        self._start_tasks(pipeline)
         self._closing(stack, self._stop_tasks)
-        self._liveness.restart()
         if self._state is State.STARTING:  # a first rebalance may already be under way
             self._state = State.RUNNING
-        limits = self._limits
-        self._log.info(
-            "worker_started",
-            **started_fields(s, backend=self.backend_name, health_port=self.health_port),
-            output_max_message_bytes=limits.output_max_message_bytes,
-            dlq_max_message_bytes=limits.dlq_max_message_bytes,
-            output_compacted=limits.output_compacted,
-        )
+        fields = started_fields(s, backend=self.backend_name, health_port=self.health_port)
+        self._log.info("worker_started", **fields, **self._limits.described())
         self.started.set()
 
-    async def _start_producer(self, stack: contextlib.AsyncExitStack) -> int:
-        """Read the topics' limits, start the producer; returns the output partition count."""
+    async def _start_producer(self, stack: contextlib.AsyncExitStack) -> tuple[Publisher, int]:
+        """Read the topics' limits, start the producer and announce the worker on the metrics
+        topic; returns the publisher and the output partition count."""
         s = self.settings
         timeout = s.startup_timeout_seconds
         self._clients = clients = KafkaClients(s, on_token_refresh=self._token_refreshed)
@@ -271,16 +259,13 @@ class Worker:
         await start_with_retry(producer, s.bootstrap_servers, timeout)
         self._closing(stack, lambda d: stop_bounded(producer, d.remaining()))
         output_partitions = await check_topics(producer, s)
-        self._publisher = publisher = Publisher(
+        publisher = make_publisher(
             producer,
-            output_topic=s.output_topic,
+            s,
             output_partitions=output_partitions,
-            dlq_topic=s.dlq_topic,
-            metrics_topic=s.metrics_topic,
-            worker_id=s.worker_id,
             backend=self.backend_name,
-            logger=self._log,
             limits=limits,
+            logger=self._log,
             on_fatal=self._fail,
         )
         fields = started_fields(s, backend=self.backend_name, health_port=self.health_port)
@@ -290,57 +275,7 @@ class Worker:
             )
         except (AuthorizationError, PublishError) as exc:
             raise StartupError(str(exc)) from exc
-        return output_partitions
-
-    def _build_pipeline(self, output_partitions: int) -> tuple[AIOKafkaConsumer, DeliveryStrategy]:
-        """The consumer and what works with it: fetcher, delivery, hand-over, reporter."""
-        s = self.settings
-        assert self._publisher is not None
-        assert self._clients is not None
-        listener = HandoverListener(
-            lambda p: self._on_revoked(p), lambda p: self._on_assigned(p), self._fail
-        )
-        self._consumer = consumer = self._clients.consumer(listener)
-        self._reporter = BatchReporter(
-            consumer,
-            self._publisher,
-            self._budget,
-            backend=self.backend_name,
-            worker_id=s.worker_id,
-            recent=self._recent_metrics,
-            logger=self._log,
-        )
-        self._fetcher = Fetcher(
-            consumer,
-            s,
-            self._budget,
-            self._liveness,
-            rebalancing=self._rebalancing,
-            logger=self._log,
-        )
-        self._delivery = delivery = make_delivery(
-            self._clients,
-            consumer,
-            self._publisher,
-            self._settled,
-            output_partitions=output_partitions,
-            backend=self.backend_name,
-            limits=self._limits,
-            on_committed=self._liveness.progressed,
-            on_fatal=self._fail,
-            logger=self._log,
-        )
-        self._handover = Handover(
-            self._fetcher,
-            delivery,
-            self._budget,
-            self._failed,
-            drain_seconds=s.rebalance_timeout_ms / 1250,  # 80% of the rebalance timeout
-            on_begin=self._rebalance_began,
-            on_end=self._rebalance_ended,
-            logger=self._log,
-        )
-        return consumer, delivery
+        return publisher, output_partitions
 
     async def _start_health(self, stack: contextlib.AsyncExitStack) -> None:
         port = self.settings.health_port
@@ -354,6 +289,14 @@ class Worker:
         stack.push_async_callback(health.stop)
         self.health_port = health.port
         self._log.info("health_listening", health_port=self.health_port)
+
+    def _start_tasks(self, pipeline: Pipeline) -> None:
+        """The fetch loop (the flow) and the liveness watch, as named tasks."""
+        fetching = self._guard(pipeline.flow.run(self._stop))
+        self._fetch_task = asyncio.create_task(fetching, name="pf-fetch")
+        watch = self._liveness.watch_loop(pipeline.consumer, self._stop)
+        self._watch_task = asyncio.create_task(self._guard(watch), name="pf-watch")
+        self._liveness.restart()
 
     async def _stop_tasks(self, deadline: Deadline) -> bool:
         """Stop fetching (the batch in flight finishes) and probing."""
@@ -373,114 +316,15 @@ class Worker:
         """Record a fatal error and start the shutdown (exit code 1)."""
         if self._failure is None:
             self._failure = exc
-        self._failed.set()
+        self._shared.failed.set()
         trace = None if isinstance(exc, AuthorizationError) else exc  # the message says it all
         self._log.error("worker_failed", error=f"{type(exc).__name__}: {exc}", exc_info=trace)
         self.request_stop()
 
-    # -- fetch --------------------------------------------------------------------------------
-
-    async def _fetch_loop(self) -> None:
-        assert self._fetcher is not None
-        while not self._stop.is_set():
-            try:
-                fetched = await self._fetcher.fetch(self._stop)
-            except asyncio.CancelledError:
-                if self._stop.is_set():
-                    return
-                raise
-            if fetched is not None:
-                await self._process(*fetched)
+    # -- rebalance (the listener's entry points) ---------------------------------------------
 
     def _rebalancing(self) -> bool:
         return self._state is State.REBALANCING
-
-    # -- one batch ----------------------------------------------------------------------------
-
-    async def _process(self, data: Fetched, generation: int) -> None:
-        """Run one fetched batch through the pipeline's stages and hand it to the delivery."""
-        assert self._runner is not None
-        assert self._delivery is not None
-        assert self._fetcher is not None
-        batch = new_batch(data, generation)
-        self._budget.take(len(batch.messages), batch.nbytes)
-        published = False
-        try:
-            with self._tracer.batch(batch) if self._tracer else contextlib.nullcontext():
-                held = await self._run_or_hold(batch, data)
-                if held is None:
-                    return  # given up (stopping, or its partitions handed over): not committed
-                fetcher = self._fetcher
-                published = True
-                await self._publish(held, lambda: fetcher.owned(generation))
-        finally:
-            if not published:
-                self._budget.release(len(batch.messages), batch.nbytes)
-
-    async def _publish(self, batch: Batch, owned: Callable[[], bool]) -> None:
-        assert self._delivery is not None
-        if self._tracer is None:
-            await self._delivery.publish(batch, owned)
-            return
-        trace = self._tracer.headers()  # the batch span's context, not the publish step's
-        for message in batch.messages:
-            message.carry_trace(trace)
-        with self._tracer.step("publish"):
-            await self._delivery.publish(batch, owned)
-
-    async def _run_or_hold(self, batch: Batch, data: Fetched) -> Batch | None:
-        """The batch once its stages ran, held by the breaker while the backend is unavailable;
-        None when it was given up (stopping, a rebalance, its assignment ended)."""
-        assert self._fetcher is not None
-        runner, fetcher, s = self._runner, self._fetcher, self.settings
-        assert runner is not None
-        trace_step = self._tracer.step if self._tracer else None
-
-        async def run(attempt: Batch) -> None:
-            await run_stages(
-                attempt,
-                runner,
-                backend=self.backend_name,
-                limits=self._limits,
-                output_topic=s.output_topic,
-                trace_step=trace_step,
-            )
-
-        def given_up(attempt: Batch) -> bool:
-            # A rebalance waits for the budget to drain: let the batch go so it can.
-            stopping = self._stop.is_set() or self._rebalancing()
-            return stopping or not fetcher.owned(attempt.generation)
-
-        return await self._breaker.run(
-            batch,
-            run,
-            lambda: new_batch(data, batch.generation),  # the same messages, afresh
-            hold=lambda seconds: fetcher.hold(seconds, self._stop),
-            given_up=given_up,
-        )
-
-    async def _settled(self, batch: Batch, settled: Settled) -> None:
-        """The broker acknowledged ``batch``: report it, release the budget."""
-        assert self._reporter is not None
-        self._reporter.fill(batch.stats, settled)
-        self._budget.release(len(batch.messages), batch.nbytes)
-        self._liveness.progressed()
-        self.batches += 1
-        for name, lag in batch.stats.consumer_lag.items():
-            topic, _, partition = name.rpartition("/")
-            self._lag[(topic, int(partition))] = lag
-        self.metrics.observe_batch(batch.stats, settled.letter_kinds)
-        await self._reporter.emit(batch.stats)
-
-    # -- rebalance (the listener's entry points) ---------------------------------------------
-
-    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        assert self._handover is not None
-        await self._handover.revoked(revoked)
-
-    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        assert self._handover is not None
-        await self._handover.assigned_(assigned)
 
     def _rebalance_began(self) -> None:
         if self._state is not State.STOPPING:
@@ -502,53 +346,50 @@ class Worker:
 
     def _metrics_state(self) -> WorkerState:
         assigned = self.assigned
-        self._lag = {k: v for k, v in self._lag.items() if TopicPartition(*k) in assigned}
+        lag: dict[tuple[str, int], int] = {}
+        pipeline = self._pipeline
+        if pipeline is not None:
+            lag = pipeline.flow.lag = {
+                k: v for k, v in pipeline.flow.lag.items() if TopicPartition(*k) in assigned
+            }
         return WorkerState(
             ready=self._ready_at_scrape,
             in_flight_records=self._budget.records,
             in_flight_bytes=self._budget.bytes,
             assigned_partitions=len(assigned),
-            paused_partitions=0 if self._fetcher is None else self._fetcher.paused_count,
-            commits=0 if self._delivery is None else self._delivery.commits,
+            paused_partitions=0 if pipeline is None else pipeline.fetcher.paused_count,
+            commits=0 if pipeline is None else pipeline.delivery.commits,
             rebalances=self.assignments,
             breaker_open=self._breaker.is_open,
             breaker_open_seconds=self._breaker.open_seconds,
             breaker_trips=self._breaker.trips,
-            consumer_lag=dict(self._lag),
+            consumer_lag=dict(lag),
         )
 
     async def _healthz(self) -> tuple[bool, dict[str, Any]]:
         tasks = [t for t in (self._fetch_task, self._watch_task) if t is not None]
         dead = [t.get_name() for t in tasks if t.done()]
-        if self._delivery is not None:
-            dead += self._delivery.dead_tasks()
-        if self._failure is not None or (dead and not self._stop.is_set()):
-            return False, {"error": f"{type(self._failure).__name__}: {self._failure}"}
-        stuck = 0.0 if self._runner is None else self._runner.stuck_seconds()
-        if stuck > self.settings.backend_timeout_grace_seconds:
-            return False, {
-                "error": f"a backend call has been running for {stuck:.0f}s, past "
-                f"--backend-timeout-seconds and --backend-timeout-grace-seconds: restart me"
-            }
-        return True, {"worker_id": self.settings.worker_id}
+        if self._pipeline is not None:
+            dead += self._pipeline.delivery.dead_tasks()
+        return Health(
+            worker_id=self.settings.worker_id,
+            failure=self._failure,
+            dead_tasks=dead,
+            stopping=self._stop.is_set(),
+            stuck_seconds=0.0 if self._runner is None else self._runner.stuck_seconds(),
+            grace_seconds=self.settings.backend_timeout_grace_seconds,
+        ).answer()
 
     async def _readyz(self) -> tuple[bool, dict[str, Any]]:
-        reasons: list[str] = []
-        if self._state is State.STARTING:
-            reasons.append("starting")
-        if self._stop.is_set():
-            reasons.append("stopping")
-        if not self.assigned:
-            reasons.append("no partitions assigned")
-        reasons += self._liveness.reasons()
-        if self._breaker.reason is not None:
-            reasons.append(self._breaker.reason)
-        if self._probe_executor is not None and not await ask_ready(
+        backend_ready = self._probe_executor is None or await ask_ready(
             self._backend, self._probe_executor, _READY_PROBE_TIMEOUT
-        ):
-            reasons.append("backend not ready")
-        return not reasons, {
-            "reasons": reasons,
-            "partitions": len(self.assigned),
-            "in_flight_records": self._budget.records,
-        }
+        )
+        return Readiness(
+            state=self._state,
+            stopping=self._stop.is_set(),
+            partitions=len(self.assigned),
+            in_flight_records=self._budget.records,
+            liveness_reasons=self._liveness.reasons(),
+            breaker_reason=self._breaker.reason,
+            backend_ready=backend_ready,
+        ).answer()

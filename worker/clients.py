@@ -19,12 +19,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.connection_settings import ConnectionSettings
 from worker.errors import StartupError
+from worker.limits import MAX_BATCH_BYTES
 from worker.oauth import OidcTokenProvider
 from worker.settings import WorkerSettings
 
-__all__ = ["MAX_BATCH_BYTES", "KafkaClients", "connection_options"]
+__all__ = ["KafkaClients", "connection_options", "producer_options"]
 
-MAX_BATCH_BYTES = 256 * 1024
 """The producer's ``max_batch_size``: the most bytes of one batch of one partition."""
 
 
@@ -103,6 +103,31 @@ def _ssl_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
+def producer_options(
+    settings: ConnectionSettings,
+    connection: dict[str, Any],
+    *,
+    client_id: str,
+    linger_ms: int,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+) -> dict[str, Any]:
+    """A producer's arguments: acks from all in-sync replicas, idempotent, batches of at most
+    ``max_batch_bytes`` (and :data:`~worker.limits.MAX_BATCH_BYTES`, ``--max-request-size``),
+    the compression and ``--kafka-option producer.*`` of ``settings``."""
+    s = settings
+    return {
+        **connection,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": linger_ms,
+        "max_batch_size": min(max_batch_bytes, MAX_BATCH_BYTES, s.max_request_size),
+        "max_request_size": s.max_request_size,
+        "compression_type": s.compression_type,
+        **s.client_options.producer,
+    }
+
+
 class KafkaClients:
     """Builds the worker's Kafka clients, all connected the same way.
 
@@ -161,21 +186,16 @@ class KafkaClients:
         """A producer with acks from all in-sync replicas, idempotent, small linger.
 
         ``max_batch_bytes`` (capped at :data:`MAX_BATCH_BYTES` and ``--max-request-size``)
-        is its ``max_batch_size``: pass :attr:`~worker._kafka.TopicLimits.batch_bytes` so
+        is its ``max_batch_size``: pass :attr:`~worker.limits.TopicLimits.batch_bytes` so
         that no batch exceeds a topic's limit. ``transactional_id`` makes it exactly-once.
         """
-        s = self.settings
-        options: dict[str, Any] = {
-            **self._connection,
-            "client_id": self._client_id,
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": s.linger_ms,
-            "max_batch_size": min(max_batch_bytes, MAX_BATCH_BYTES, s.max_request_size),
-            "max_request_size": s.max_request_size,
-            "compression_type": s.compression_type,
-            **self._options.producer,
-        }
+        options = producer_options(
+            self.settings,
+            self._connection,
+            client_id=self._client_id,
+            linger_ms=self.settings.linger_ms,
+            max_batch_bytes=max_batch_bytes,
+        )
         if transactional_id is not None:
             options["transactional_id"] = transactional_id
         return AIOKafkaProducer(**options)

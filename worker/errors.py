@@ -28,6 +28,7 @@ __all__ = [
     "NotARecordError",
     "NotUtf8Error",
     "OutputEncodeError",
+    "ProducerFencedError",
     "PublishError",
     "SettingsError",
     "StartupError",
@@ -86,6 +87,11 @@ class AuthorizationError(KafkaFatalError):
     worker has settled a batch this is a start-up failure (exit code 2); later it stops the
     worker after committing what was published (exit code 1).
     """
+
+
+class ProducerFencedError(KafkaFatalError):
+    """A newer producer with the same transactional id fenced this one: another worker owns
+    its partition."""
 
 
 class KafkaUnanswered(WorkerError):

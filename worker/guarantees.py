@@ -7,11 +7,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from worker._kafka import TopicLimits
 from worker.at_least_once import AtLeastOnce
 from worker.clients import KafkaClients
 from worker.delivery import DeliveryStrategy, OnSettled
 from worker.exactly_once import ExactlyOnce
+from worker.limits import TopicLimits
 from worker.publisher import Publisher
 from worker.transactions import TransactionalPublisher
 

@@ -29,9 +29,9 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.util import size_of_varint
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from worker._kafka import TopicLimits
 from worker.codec import DeadLetter, decode, encode_output, locate
 from worker.errors import DecodeError, OutputEncodeError, PublishError
+from worker.limits import TopicLimits
 from worker.metrics import BatchStats, partition_ranges
 from worker.runner import BatchRunner, Failure
 

@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from worker._backoff import Backoff
-from worker._kafka import AUTHORIZATION_ERRORS, UNLIMITED, TopicLimits, refusal, to_publish_error
+from worker._kafka import send_and_wait, send_error
 from worker.codec import DeadLetter, encode_dead_letter, encode_event, locate
-from worker.errors import PublishError
+from worker.errors import AuthorizationError, PublishError
+from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import Message, fit_dead_letter, publish_letter
 
 __all__ = ["Delivery", "Publisher", "SharedBatch"]
@@ -319,9 +319,10 @@ class Publisher:
         Raises :class:`~worker.errors.AuthorizationError` when the worker may not write there.
         """
         topic = self._output_topic if letter is None else self._dlq_topic
-        if isinstance(exc, AUTHORIZATION_ERRORS):
-            raise refusal(exc, topic=topic, operation="Write") from exc
-        error = to_publish_error(exc, topic)
+        error = send_error(exc, topic)
+        if isinstance(error, AuthorizationError):
+            raise error from exc
+        assert isinstance(error, PublishError)
         if error.retriable:
             return error, None
         if letter is None:
@@ -352,13 +353,7 @@ class Publisher:
         """
         if self._metrics_topic is None:
             return
-        try:
-            future = await self._producer.send(self._metrics_topic, encode_event(fields))
-            await asyncio.wait_for(future, seconds)
-        except AUTHORIZATION_ERRORS as exc:
-            raise refusal(exc, topic=self._metrics_topic, operation="Write") from exc
-        except (TimeoutError, KafkaError) as exc:
-            raise to_publish_error(exc, self._metrics_topic) from exc
+        await send_and_wait(self._producer, self._metrics_topic, encode_event(fields), seconds)
 
     async def publish_event(self, fields: dict[str, Any]) -> None:
         """Send an event to the metrics topic, if set; failures are logged, never retried."""
@@ -383,8 +378,10 @@ class Publisher:
             self._event_failed(future.exception())
 
     def _event_failed(self, exc: BaseException | None) -> None:
-        if isinstance(exc, AUTHORIZATION_ERRORS):
-            assert self._metrics_topic is not None
-            self._on_fatal(refusal(exc, topic=self._metrics_topic, operation="Write"))
+        assert self._metrics_topic is not None
+        assert exc is not None
+        error = send_error(exc, self._metrics_topic)
+        if isinstance(error, AuthorizationError):
+            self._on_fatal(error)
             return
         self._log.warning("metrics_event_failed", error=f"{type(exc).__name__}: {exc}")

@@ -20,19 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
 
 from worker._backoff import Backoff
-from worker._kafka import (
-    AUTHORIZATION_ERRORS,
-    UNLIMITED,
-    TopicLimits,
-    describe,
-    refusal,
-    stop_bounded,
-)
+from worker._kafka import ask, describe, is_fenced, refusal, stop_bounded
 from worker.clients import KafkaClients
-from worker.errors import AuthorizationError, KafkaFatalError
+from worker.errors import AuthorizationError, KafkaFatalError, KafkaUnanswered, ProducerFencedError
+from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import Message
 from worker.publisher import Publisher
 
@@ -98,10 +91,12 @@ class TransactionalPublisher:
             transactional_id=transactional_id(self._settings.group_id, tp),
         )
         try:
-            await asyncio.wait_for(producer.start(), self._settings.startup_timeout_seconds)
-        except AUTHORIZATION_ERRORS as exc:
-            await stop_bounded(producer, 2.0)
-            raise self._refusal(exc, tp) from exc
+            await ask(
+                producer.start(),
+                self._settings.startup_timeout_seconds,
+                f"starting the transactional producer of {tp.topic}/{tp.partition}",
+                refuse=lambda exc: self._refusal(exc, tp),
+            )
         except BaseException:
             await stop_bounded(producer, 2.0)
             raise
@@ -156,8 +151,14 @@ class TransactionalPublisher:
             if producer is None:
                 return None
             try:
-                await self._transaction(
+                attempt = self._transaction(
                     producer, tp, messages, next_offset, batched=batched, still_owned=still_owned
+                )
+                await ask(
+                    attempt,
+                    None,
+                    f"the transaction of {tp.topic}/{tp.partition}",
+                    refuse=lambda exc: self._refusal(exc, tp),
                 )
                 self.transactions += 1
                 return messages
@@ -165,18 +166,16 @@ class TransactionalPublisher:
                 self.aborts += 1
                 await self._abort_or_restart(tp, producer)
                 return None
-            except AUTHORIZATION_ERRORS as exc:
-                raise self._refusal(exc, tp) from exc
-            except ProducerFenced as exc:
+            except ProducerFencedError as exc:
                 self._producers.pop(tp, None)
                 await stop_bounded(producer, 5.0)
                 raise KafkaFatalError(
                     f"the transactional producer of {tp.topic}/{tp.partition} was fenced: "
                     "another worker owns the partition; stopping without committing"
                 ) from exc
-            except (KafkaError, AssertionError, _RetryTransaction) as exc:
-                # AssertionError: aiokafka's transaction manager refusing a state change
-                # after a fatal error; the restart below gives a fresh producer.
+            except (KafkaUnanswered, _RetryTransaction) as exc:
+                # KafkaUnanswered includes aiokafka's transaction manager refusing a state
+                # change after a fatal error; the restart below gives a fresh producer.
                 self.aborts += 1
                 batched = False
                 if isinstance(exc, _RetryTransaction):
@@ -225,7 +224,7 @@ class TransactionalPublisher:
                 retry.append(message)
                 continue
             failed = True
-            if isinstance(result, ProducerFenced):
+            if is_fenced(result):
                 raise result
             if delivery.batch is not None:
                 retry.append(message)  # not a refusal of this message: sent alone next time
@@ -247,9 +246,9 @@ class TransactionalPublisher:
         # IllegalSaslStateError when an OAUTHBEARER session expired mid-transaction), where
         # abort_transaction() fails an assertion: restarting the producer fences and aborts.
         try:
-            await asyncio.wait_for(producer.abort_transaction(), 10.0)
+            await ask(producer.abort_transaction(), 10.0, "aborting the transaction")
             return
-        except (KafkaError, TimeoutError, AssertionError) as exc:
+        except (KafkaUnanswered, AuthorizationError) as exc:
             self._log.warning(
                 "transaction_abort_failed",
                 partition=f"{tp.topic}/{tp.partition}",
@@ -261,7 +260,7 @@ class TransactionalPublisher:
             await stop_bounded(producer, 5.0)
             try:
                 await self._start(tp)
-            except (KafkaError, TimeoutError) as exc:
+            except KafkaUnanswered as exc:
                 raise KafkaFatalError(
                     f"the transactional producer of {tp.topic}/{tp.partition} could not be "
                     f"restarted: {describe(exc)}"

@@ -42,7 +42,7 @@ async def test_outputs_of_a_batch_keep_input_order_keys_and_headers_around_dead_
             kafka_bootstrap, names["output_topic"], 4 * per_partition - poisoned
         )
         letters = await consume(kafka_bootstrap, names["dlq_topic"], poisoned, settle=0.5)
-        publisher = worker._publisher
+        publisher = worker._pipeline.publisher
         assert publisher is not None
 
     seen: dict[int, list[int]] = defaultdict(list)

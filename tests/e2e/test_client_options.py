@@ -30,7 +30,7 @@ async def test_each_compression_codec_round_trips_through_the_broker(
     settings = worker_settings(**names, compression_type=codec)
     async with running_worker(settings, Pads()) as worker:
         outputs = await consume(kafka_bootstrap, names["output_topic"], 20, within=30)
-        producer = worker._publisher._producer if worker._publisher else None
+        producer = worker._pipeline.publisher._producer if worker._pipeline else None
         assert producer is not None
         assert producer._compression_type == codec
     assert [orjson.loads(o.value) for o in outputs] == [

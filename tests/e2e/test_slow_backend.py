@@ -84,7 +84,7 @@ async def test_readiness_fails_when_fetching_stalls_while_messages_wait(
             await asyncio.sleep(0.02)
             return {}
 
-        monkeypatch.setattr(worker._consumer, "getmany", stalled_getmany)
+        monkeypatch.setattr(worker._pipeline.consumer, "getmany", stalled_getmany)
         await wait_for(lambda: calls >= 2, 10, "the stalled fetcher to be in use")
         await produce(kafka_bootstrap, names["input_topic"], [(None, b'{"id": 1}')])
         deadline = asyncio.get_running_loop().time() + 20
@@ -113,8 +113,8 @@ async def test_taking_over_a_backlog_after_an_idle_spell_is_not_a_fetch_stall(
     blind_until = 0.0
     with capture_logs() as logs:
         async with running_worker(settings, Slow()) as worker:
-            getmany = worker._consumer.getmany
-            on_assigned = worker._on_assigned
+            getmany = worker._pipeline.consumer.getmany
+            on_assigned = worker._pipeline.handover.assigned_
 
             async def slow_first_fetch(*args, **kwargs):
                 if loop.time() < blind_until:
@@ -128,8 +128,8 @@ async def test_taking_over_a_backlog_after_an_idle_spell_is_not_a_fetch_stall(
                 if len(partitions) == 2:  # the takeover
                     blind_until = loop.time() + 1.5
 
-            monkeypatch.setattr(worker._consumer, "getmany", slow_first_fetch)
-            monkeypatch.setattr(worker, "_on_assigned", assigned)
+            monkeypatch.setattr(worker._pipeline.consumer, "getmany", slow_first_fetch)
+            monkeypatch.setattr(worker._pipeline.handover, "assigned_", assigned)
             async with running_worker(settings, slow) as busy:
                 await wait_for(lambda: len(busy.assigned) == 1, 30, "one partition each")
                 await wait_for(lambda: len(worker.assigned) == 1, 30, "one partition each")

@@ -49,7 +49,7 @@ async def test_outputs_under_the_limit_that_together_exceed_it_publish_in_order_
     async with running_worker(worker_settings(**names), Pads()) as worker:
         outputs = await consume(kafka_bootstrap, names["output_topic"], len(pads), within=30)
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 0, settle=0.5)
-        publisher = worker._publisher
+        publisher = worker._pipeline.publisher
         assert publisher is not None
     assert [orjson.loads(o.value)["id"] for o in outputs] == list(range(len(pads)))
     assert [o.offset for o in outputs] == list(range(len(pads)))
@@ -80,7 +80,7 @@ async def test_an_output_over_the_limit_is_one_dead_letter_and_the_partition_goe
         outputs = await consume(kafka_bootstrap, names["output_topic"], 4, within=30)
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 2, within=30, settle=0.5)
         await wait_for(lambda: worker.budget.empty, 20, "the batch to settle")
-        publisher = worker._publisher
+        publisher = worker._pipeline.publisher
         assert publisher is not None
     assert [orjson.loads(o.value)["id"] for o in outputs] == [0, 1, 3, 5]
     assert len(outputs[1].value) > LIMIT - 200
@@ -112,7 +112,7 @@ async def test_a_keyless_message_on_a_compacted_output_topic_is_a_dead_letter(
     async with running_worker(worker_settings(**names), Pads()) as worker:
         outputs = await consume(kafka_bootstrap, names["output_topic"], 2, within=30)
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 1, within=30, settle=0.5)
-        publisher = worker._publisher
+        publisher = worker._pipeline.publisher
         assert publisher is not None
     assert [(o.key, orjson.loads(o.value)["id"]) for o in outputs] == [(b"a", 0), (b"c", 2)]
     (letter,) = [orjson.loads(x.value) for x in letters]
@@ -189,7 +189,7 @@ async def test_dead_letters_under_the_dlq_limit_that_together_exceed_it_all_arri
         outputs = await consume(kafka_bootstrap, names["output_topic"], 4, within=30)
         letters = await consume(kafka_bootstrap, names["dlq_topic"], 4, within=30, settle=0.5)
         await wait_for(lambda: worker.budget.empty, 20, "the batch to settle")
-        publisher = worker._publisher
+        publisher = worker._pipeline.publisher
         assert publisher is not None
     assert [orjson.loads(o.value)["id"] for o in outputs] == [0, 2, 4, 6]
     bodies = [orjson.loads(x.value) for x in letters]

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.worker.test_publisher import ScriptedProducer, letter, make, output, record
-from worker._kafka import UNLIMITED, TopicLimits
 from worker.clients import MAX_BATCH_BYTES
 from worker.codec import DeadLetter, encode_dead_letter
+from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import (
     Message,
     fit_dead_letter,

@@ -11,7 +11,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from packflow import InferenceBackend
-from worker._kafka import UNLIMITED, TopicLimits
+from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import (
     Message,
     apply_results,

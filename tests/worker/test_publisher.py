@@ -17,8 +17,8 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import ConsumerRecord
 
-from worker._kafka import UNLIMITED, TopicLimits
 from worker.codec import DeadLetter
+from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import Message, source_of
 from worker.publisher import Publisher
 

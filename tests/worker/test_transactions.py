@@ -13,8 +13,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from tests.worker.test_publisher import ScriptedProducer, output, record
-from worker._kafka import TopicLimits
 from worker.clients import KafkaClients
+from worker.limits import TopicLimits
 from worker.pipeline import vet_outputs
 from worker.settings import WorkerSettings
 from worker.transactions import TransactionalPublisher

@@ -3,7 +3,7 @@
 One run, :func:`redrive`:
 
 1. connects as the worker does (:class:`~worker.connection_settings.ConnectionSettings`,
-   :func:`~worker.preflight.check_connection`) and checks that the topics exist;
+   :func:`~worker._kafka.check_connection`) and checks that the topics exist;
 2. reads the dead-letter topic's end offsets first: the run stops there, so a dead letter
    written meanwhile waits for the next run;
 3. reads each partition from its consumer group's committed offset (else the beginning) and
@@ -24,23 +24,28 @@ import contextlib
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from worker._kafka import (
-    AUTHORIZATION_ERRORS,
     ask,
-    describe,
-    refusal,
+    check_connection,
+    close_admin,
+    send,
+    send_error,
     start_with_retry,
     stop_bounded,
-    to_publish_error,
 )
 from worker._rate import TokenBucket
-from worker.clients import MAX_BATCH_BYTES, connection_options
+from worker.clients import connection_options, producer_options
 from worker.codec import DeadLetter
-from worker.errors import KafkaFatalError, KafkaUnanswered, StartupError
-from worker.preflight import check_connection
+from worker.errors import (
+    AuthorizationError,
+    KafkaFatalError,
+    KafkaUnanswered,
+    PublishError,
+    StartupError,
+    WorkerError,
+)
 from worker.redrive.options import RedriveOptions
 from worker.redrive.plan import NotSelected, Resend, Skip, plan
 from worker.redrive.reader import BoundedReader
@@ -106,12 +111,11 @@ class _Run:
         client_options = s.client_options
         admin = AIOKafkaAdminClient(**connection, client_id=_CLIENT_ID, **client_options.admin)
         try:
-            await asyncio.wait_for(admin.start(), self._timeout)
-        except (TimeoutError, KafkaError) as exc:
-            with contextlib.suppress(TimeoutError, KafkaError, OSError):
-                await asyncio.wait_for(admin.close(), 2.0)
-            raise StartupError(f"Kafka admin client could not start: {describe(exc)}") from exc
-        stack.push_async_callback(_close_admin, admin)
+            await ask(admin.start(), self._timeout, "starting the Kafka admin client")
+        except (KafkaUnanswered, AuthorizationError) as exc:
+            await close_admin(admin)
+            raise StartupError(str(exc)) from exc
+        stack.push_async_callback(close_admin, admin)
         self._admin = admin
         await self._list_topics()
         missing = "does not exist (or this principal may not Describe it)"
@@ -137,15 +141,7 @@ class _Run:
         self.report.end_offsets = self._reader.end_offsets
         if not o.dry_run:
             producer = AIOKafkaProducer(
-                **connection,
-                client_id=_CLIENT_ID,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_batch_size=min(MAX_BATCH_BYTES, s.max_request_size),
-                max_request_size=s.max_request_size,
-                compression_type=s.compression_type,
-                **client_options.producer,
+                **producer_options(s, connection, client_id=_CLIENT_ID, linger_ms=5)
             )
             await start_with_retry(producer, s.bootstrap_servers, self._timeout)
             stack.push_async_callback(stop_bounded, producer, _CLOSE_SECONDS)
@@ -276,17 +272,17 @@ class _Run:
         letter = resend.stored.letter
         partition = _partition(letter, resend.topic, self._partitions[resend.topic])
         try:
-            future: asyncio.Future[object] = await producer.send(
+            return await send(
+                producer,
                 resend.topic,
                 resend.value,
                 key=resend.key,
                 headers=resend.headers,
                 partition=partition,
             )
-        except KafkaError as exc:
+        except (AuthorizationError, PublishError) as exc:
             self.report.failure = _send_failure(location, resend.topic, exc)
             return None
-        return future
 
 
 def _burst(rate: float) -> float:
@@ -306,15 +302,5 @@ def _partition(letter: DeadLetter, topic: str, partitions: int) -> int | None:
 
 
 def _send_failure(location: str, topic: str, exc: BaseException) -> str:
-    if isinstance(exc, AUTHORIZATION_ERRORS):
-        why = str(refusal(exc, topic=topic, operation="Write"))
-    elif isinstance(exc, KafkaError):
-        why = str(to_publish_error(exc, topic))
-    else:
-        why = describe(exc)
+    why = exc if isinstance(exc, WorkerError) else send_error(exc, topic)
     return f"sending the dead letter {location} failed: {why}"
-
-
-async def _close_admin(admin: AIOKafkaAdminClient) -> None:
-    with contextlib.suppress(TimeoutError, KafkaError, OSError):
-        await asyncio.wait_for(admin.close(), 2.0)
