@@ -98,21 +98,7 @@ class PackflowProject:
             {"name": project_name, "version": "0.1.0", **(config_data or {})},
             source="project settings",
         )
-        files = _template_files(template)
-        if optional_files is not None:
-            wanted = set(optional_files)
-            unknown = wanted - set(files)
-            if unknown:
-                raise ValueError(
-                    f"Unknown optional file(s) {sorted(unknown)} for template '{template}'; "
-                    f"available: {sorted(files)}"
-                )
-            files = {
-                name: source
-                for name, source in files.items()
-                if name in wanted or name in _MANDATORY_TEMPLATE_FILES
-            }
-
+        files = _selected_template_files(template, optional_files)
         base_path = Path(parent_dir).resolve() / config.name
         if base_path.exists() and not force:
             raise FileExistsError(
@@ -121,17 +107,7 @@ class PackflowProject:
             )
         created = not base_path.exists()
         try:
-            base_path.mkdir(parents=True, exist_ok=True)
-            os.chmod(base_path, _DIR_MODE)
-            for name, source in files.items():
-                text = source.read_text(encoding="utf-8")
-                target = base_path / name
-                text = text.replace(_TEMPLATE_NAME_TOKEN, config.name)
-                text = text.replace(_TEMPLATE_ARCHIVE_TOKEN, config.name.replace("-", "_"))
-                target.write_text(text, encoding="utf-8")
-                os.chmod(target, _FILE_MODE)
-            config.write_yaml(base_path)
-            config.write_requirements(base_path)
+            _write_project(base_path, files, config)
         except BaseException:
             if created:
                 shutil.rmtree(base_path, ignore_errors=True)
@@ -275,6 +251,40 @@ class PackflowProject:
         because the project's ``.gitignore`` matches them (or a folder above them).
         """
         return _export_files.iter_export_files(self.base_dir, extra_root_patterns, gitignored)
+
+
+def _selected_template_files(template: str, optional_files: Iterable[str] | None) -> dict[str, Any]:
+    """The template's files; with ``optional_files``, only those and the mandatory ones."""
+    files = _template_files(template)
+    if optional_files is None:
+        return files
+    wanted = set(optional_files)
+    unknown = wanted - set(files)
+    if unknown:
+        raise ValueError(
+            f"Unknown optional file(s) {sorted(unknown)} for template '{template}'; "
+            f"available: {sorted(files)}"
+        )
+    return {
+        name: source
+        for name, source in files.items()
+        if name in wanted or name in _MANDATORY_TEMPLATE_FILES
+    }
+
+
+def _write_project(base_path: Path, files: dict[str, Any], config: PackflowConfig) -> None:
+    """Write the template files (their tokens replaced), ``packflow.yaml`` and requirements."""
+    base_path.mkdir(parents=True, exist_ok=True)
+    os.chmod(base_path, _DIR_MODE)
+    for name, source in files.items():
+        text = source.read_text(encoding="utf-8")
+        target = base_path / name
+        text = text.replace(_TEMPLATE_NAME_TOKEN, config.name)
+        text = text.replace(_TEMPLATE_ARCHIVE_TOKEN, config.name.replace("-", "_"))
+        target.write_text(text, encoding="utf-8")
+        os.chmod(target, _FILE_MODE)
+    config.write_yaml(base_path)
+    config.write_requirements(base_path)
 
 
 def _template_files(template: str) -> dict[str, Any]:
