@@ -146,19 +146,7 @@ class PackflowProject:
                 continue
             report.ok(filename)
             if filename == PACKAGING_CONFIG_NAME:
-                if config is None:
-                    try:
-                        config = PackflowConfig.from_project_path(self.base_dir)
-                    except (PackflowConfigError, ValidationError) as exc:
-                        message = (
-                            describe_config_error(exc)
-                            if isinstance(exc, ValidationError)
-                            else str(exc)
-                        )
-                        errors.append(message)
-                        report.fail(message, 4)
-                        continue
-                found = validate_for_export(config, project_dir=self.base_dir, verbose=verbose)
+                found = self._check_packflow_yaml(config, report)
                 errors.extend(found[0])
                 warnings.extend(found[1])
             elif filename == REQUIREMENTS_TEXT_NAME:
@@ -177,6 +165,21 @@ class PackflowProject:
                 warnings.append(problem[1])
                 report.warn(f"{filename} ({problem[0]})")
         return errors, warnings
+
+    def _check_packflow_yaml(
+        self, config: PackflowConfig | None, report: Reporter
+    ) -> tuple[list[str], list[str]]:
+        """Read ``packflow.yaml`` unless ``config`` is given, then :func:`validate_for_export`."""
+        if config is None:
+            try:
+                config = PackflowConfig.from_project_path(self.base_dir)
+            except (PackflowConfigError, ValidationError) as exc:
+                message = (
+                    describe_config_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                )
+                report.fail(message, 4)
+                return [message], []
+        return validate_for_export(config, project_dir=self.base_dir, verbose=report.verbose)
 
     def _recommended_file_problem(self, filename: str) -> tuple[str, str] | None:
         path = self.base_dir / filename
