@@ -94,6 +94,16 @@ def _private(path: Path) -> None:
     path.chmod(0o600)
 
 
+def _new_ec_key(key: Path) -> list[str]:
+    """``openssl req`` options for a new, unencrypted EC P-256 key written to ``key``."""
+    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc", "-keyout", str(key)]
+
+
+def _subject(common_name: str) -> str:
+    """``-subj`` of our certificates: :data:`SUBJECT_SUFFIX`'s parts and ``CN=common_name``."""
+    return f"/O=packflow/OU=packflow-local/CN={common_name}"
+
+
 def new_password() -> str:
     """A random password (hex, so it needs no quoting in any config syntax)."""
     return secrets.token_hex(16)
@@ -110,20 +120,14 @@ def make_ca(directory: Path, name: str = "ca", common_name: str = "packflow loca
             "req",
             "-x509",
             "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-noenc",
-            "-keyout",
-            str(key),
+            *_new_ec_key(key),
             "-out",
             str(cert),
             "-days",
             str(CERT_DAYS),
             "-sha256",
             "-subj",
-            f"/O=packflow/OU=packflow-local/CN={common_name}",
+            _subject(common_name),
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -170,17 +174,11 @@ def issue_certificate(
             [
                 "req",
                 "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-noenc",
-                "-keyout",
-                str(plain_key),
+                *_new_ec_key(plain_key),
                 "-out",
                 str(csr),
                 "-subj",
-                f"/O=packflow/OU=packflow-local/CN={common_name}",
+                _subject(common_name),
             ]
         )
         _private(plain_key)
