@@ -160,15 +160,7 @@ def issue_certificate(
     csr = directory / f"{name}.csr"
     signed = directory / f"{name}-only.pem"
     extensions = directory / f"{name}.ext"
-    usage = "serverAuth,clientAuth" if server else "clientAuth"
-    lines = [
-        "basicConstraints=critical,CA:FALSE",
-        "keyUsage=critical,digitalSignature",
-        f"extendedKeyUsage={usage}",
-    ]
-    if server:
-        lines.append("subjectAltName=IP:127.0.0.1,DNS:localhost")
-    extensions.write_text("\n".join(lines) + "\n")
+    extensions.write_text(_extensions(server))
     try:
         _run(
             [
@@ -182,27 +174,7 @@ def issue_certificate(
             ]
         )
         _private(plain_key)
-        _run(
-            [
-                "x509",
-                "-req",
-                "-in",
-                str(csr),
-                "-CA",
-                str(ca_cert),
-                "-CAkey",
-                str(ca_key),
-                "-set_serial",
-                f"0x{secrets.token_hex(16)}",
-                "-days",
-                str(CERT_DAYS),
-                "-sha256",
-                "-extfile",
-                str(extensions),
-                "-out",
-                str(signed),
-            ]
-        )
+        _sign(csr, ca_cert, ca_key, extensions, signed)
     finally:
         csr.unlink(missing_ok=True)
         extensions.unlink(missing_ok=True)
@@ -216,23 +188,66 @@ def issue_certificate(
     key = plain_key
     if key_password is not None:
         key = directory / f"{name}-key.pem"
-        _run(
-            [
-                "pkcs8",
-                "-topk8",
-                "-v2",
-                "aes-256-cbc",
-                "-in",
-                str(plain_key),
-                "-out",
-                str(key),
-                "-passout",
-                f"env:{_PASSWORD_ENV}",
-            ],
-            env={_PASSWORD_ENV: key_password},
-        )
-        _private(key)
+        _encrypt_key(plain_key, key, key_password)
     return CertificateFiles(cert=cert, key=key, unencrypted_key=plain_key, bundle=bundle)
+
+
+def _extensions(server: bool) -> str:
+    """The ``-extfile`` of a certificate :func:`issue_certificate` makes."""
+    usage = "serverAuth,clientAuth" if server else "clientAuth"
+    lines = [
+        "basicConstraints=critical,CA:FALSE",
+        "keyUsage=critical,digitalSignature",
+        f"extendedKeyUsage={usage}",
+    ]
+    if server:
+        lines.append("subjectAltName=IP:127.0.0.1,DNS:localhost")
+    return "\n".join(lines) + "\n"
+
+
+def _sign(csr: Path, ca_cert: Path, ca_key: Path, extensions: Path, signed: Path) -> None:
+    """Sign ``csr`` with the CA (a random serial, :data:`CERT_DAYS`) into ``signed``."""
+    _run(
+        [
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca_cert),
+            "-CAkey",
+            str(ca_key),
+            "-set_serial",
+            f"0x{secrets.token_hex(16)}",
+            "-days",
+            str(CERT_DAYS),
+            "-sha256",
+            "-extfile",
+            str(extensions),
+            "-out",
+            str(signed),
+        ]
+    )
+
+
+def _encrypt_key(plain_key: Path, key: Path, password: str) -> None:
+    """Write ``plain_key`` to ``key`` as PKCS#8 encrypted (AES-256-CBC) with ``password``."""
+    _run(
+        [
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            str(plain_key),
+            "-out",
+            str(key),
+            "-passout",
+            f"env:{_PASSWORD_ENV}",
+        ],
+        env={_PASSWORD_ENV: password},
+    )
+    _private(key)
 
 
 # -- JWTs for the OAUTHBEARER listener when no identity provider is given ---------------
