@@ -8,10 +8,11 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from packflow import _export_files
 from packflow.constants import PACKAGING_CONFIG_NAME, REQUIREMENTS_TEXT_NAME
 from packflow.loaders._report import Reporter
 from packflow.loaders.config import (
@@ -22,36 +23,13 @@ from packflow.loaders.config import (
 )
 from packflow.loaders.export_checks import validate_for_export
 
-if TYPE_CHECKING:
-    from pathspec import GitIgnoreSpec
-
 __all__ = ["PackflowProject"]
 
-EXPORT_EXCLUDE_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "__pycache__",
-        ".venv",
-        "venv",
-        ".tox",
-        ".nox",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".hypothesis",
-        ".ipynb_checkpoints",
-        "node_modules",
-        ".idea",
-        ".vscode",
-        ".eggs",
-    }
-)
-"""Folders never exported, at any depth."""
-
-EXPORT_EXCLUDE_PATTERNS = ("*.pyc", "*.pyo", "*.egg-info", ".DS_Store")
-"""File and folder name patterns never exported."""
+# What export leaves out and warns about (see _export_files), still importable from here.
+EXPORT_EXCLUDE_DIRS = _export_files.EXPORT_EXCLUDE_DIRS
+EXPORT_EXCLUDE_PATTERNS = _export_files.EXPORT_EXCLUDE_PATTERNS
+MODEL_ARTIFACT_SUFFIXES = _export_files.MODEL_ARTIFACT_SUFFIXES
+LARGE_FILE_BYTES = _export_files.LARGE_FILE_BYTES
 
 #: Text that only an unedited template file contains, per recommended file.
 _TEMPLATE_MARKERS = {
@@ -64,13 +42,6 @@ _MANDATORY_TEMPLATE_FILES = frozenset(
 _TEMPLATE_NAME_TOKEN = "{{project_name}}"
 _TEMPLATE_ARCHIVE_TOKEN = "{{archive_prefix}}"  # the export archives' name: '-' as '_'
 
-#: Suffixes of files that are usually model artifacts: export warns when .gitignore drops one.
-MODEL_ARTIFACT_SUFFIXES = frozenset(
-    {".zip", ".pt", ".pth", ".onnx", ".pkl", ".joblib", ".safetensors", ".bin", ".h5"}
-)
-#: Files at least this large dropped by .gitignore are warned about too.
-LARGE_FILE_BYTES = 1_000_000
-_NAMES_SHOWN = 5
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 
@@ -127,21 +98,7 @@ class PackflowProject:
             {"name": project_name, "version": "0.1.0", **(config_data or {})},
             source="project settings",
         )
-        files = _template_files(template)
-        if optional_files is not None:
-            wanted = set(optional_files)
-            unknown = wanted - set(files)
-            if unknown:
-                raise ValueError(
-                    f"Unknown optional file(s) {sorted(unknown)} for template '{template}'; "
-                    f"available: {sorted(files)}"
-                )
-            files = {
-                name: source
-                for name, source in files.items()
-                if name in wanted or name in _MANDATORY_TEMPLATE_FILES
-            }
-
+        files = _selected_template_files(template, optional_files)
         base_path = Path(parent_dir).resolve() / config.name
         if base_path.exists() and not force:
             raise FileExistsError(
@@ -150,17 +107,7 @@ class PackflowProject:
             )
         created = not base_path.exists()
         try:
-            base_path.mkdir(parents=True, exist_ok=True)
-            os.chmod(base_path, _DIR_MODE)
-            for name, source in files.items():
-                text = source.read_text(encoding="utf-8")
-                target = base_path / name
-                text = text.replace(_TEMPLATE_NAME_TOKEN, config.name)
-                text = text.replace(_TEMPLATE_ARCHIVE_TOKEN, config.name.replace("-", "_"))
-                target.write_text(text, encoding="utf-8")
-                os.chmod(target, _FILE_MODE)
-            config.write_yaml(base_path)
-            config.write_requirements(base_path)
+            _write_project(base_path, files, config)
         except BaseException:
             if created:
                 shutil.rmtree(base_path, ignore_errors=True)
@@ -199,19 +146,7 @@ class PackflowProject:
                 continue
             report.ok(filename)
             if filename == PACKAGING_CONFIG_NAME:
-                if config is None:
-                    try:
-                        config = PackflowConfig.from_project_path(self.base_dir)
-                    except (PackflowConfigError, ValidationError) as exc:
-                        message = (
-                            describe_config_error(exc)
-                            if isinstance(exc, ValidationError)
-                            else str(exc)
-                        )
-                        errors.append(message)
-                        report.fail(message, 4)
-                        continue
-                found = validate_for_export(config, project_dir=self.base_dir, verbose=verbose)
+                found = self._check_packflow_yaml(config, report)
                 errors.extend(found[0])
                 warnings.extend(found[1])
             elif filename == REQUIREMENTS_TEXT_NAME:
@@ -230,6 +165,21 @@ class PackflowProject:
                 warnings.append(problem[1])
                 report.warn(f"{filename} ({problem[0]})")
         return errors, warnings
+
+    def _check_packflow_yaml(
+        self, config: PackflowConfig | None, report: Reporter
+    ) -> tuple[list[str], list[str]]:
+        """Read ``packflow.yaml`` unless ``config`` is given, then :func:`validate_for_export`."""
+        if config is None:
+            try:
+                config = PackflowConfig.from_project_path(self.base_dir)
+            except (PackflowConfigError, ValidationError) as exc:
+                message = (
+                    describe_config_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                )
+                report.fail(message, 4)
+                return [message], []
+        return validate_for_export(config, project_dir=self.base_dir, verbose=report.verbose)
 
     def _recommended_file_problem(self, filename: str) -> tuple[str, str] | None:
         path = self.base_dir / filename
@@ -289,39 +239,11 @@ class PackflowProject:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             raise OSError(f"Could not write the archive {archive}: {exc}") from exc
-        self.export_warnings = warnings + self._gitignored_warnings(gitignored)
+        self.export_warnings = warnings + _export_files.gitignored_warnings(
+            self.base_dir, gitignored
+        )
         report.heading(f"\nWrote {archive}")
         return archive
-
-    def _gitignored_warnings(self, gitignored: list[str]) -> list[str]:
-        if not gitignored:
-            return []
-        gitignored = sorted(gitignored)
-        shown = ", ".join(gitignored[:_NAMES_SHOWN])
-        more = (
-            f" and {len(gitignored) - _NAMES_SHOWN} more" if len(gitignored) > _NAMES_SHOWN else ""
-        )
-        warnings = [
-            f".gitignore excluded {len(gitignored)} file(s) from the archive: {shown}{more}."
-        ]
-        for relative in gitignored:
-            path = self.base_dir / relative
-            try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            reasons = []
-            if path.suffix.lower() in MODEL_ARTIFACT_SUFFIXES:
-                reasons.append(f"a {path.suffix.lower()} file")
-            if size >= LARGE_FILE_BYTES:
-                reasons.append(f"{size / 1e6:.1f} MB")
-            if reasons:
-                warnings.append(
-                    f".gitignore excluded '{relative}' ({', '.join(reasons)}), which may be a "
-                    "model artifact the backend needs: remove its pattern from .gitignore to "
-                    "ship it."
-                )
-        return warnings
 
     def iter_export_files(
         self, extra_root_patterns: Iterable[str] = (), gitignored: list[str] | None = None
@@ -331,60 +253,41 @@ class PackflowProject:
         ``gitignored``, if given, receives the relative paths of the files left out only
         because the project's ``.gitignore`` matches them (or a folder above them).
         """
-        from fnmatch import fnmatch
+        return _export_files.iter_export_files(self.base_dir, extra_root_patterns, gitignored)
 
-        ignored = self._gitignore_spec()
-        root_patterns = tuple(extra_root_patterns)
 
-        def excluded(name: str, relative: str, is_dir: bool) -> bool:
-            if is_dir and name in EXPORT_EXCLUDE_DIRS:
-                return True
-            if any(fnmatch(name, pattern) for pattern in EXPORT_EXCLUDE_PATTERNS):
-                return True
-            return "/" not in relative and any(fnmatch(name, p) for p in root_patterns)
+def _selected_template_files(template: str, optional_files: Iterable[str] | None) -> dict[str, Any]:
+    """The template's files; with ``optional_files``, only those and the mandatory ones."""
+    files = _template_files(template)
+    if optional_files is None:
+        return files
+    wanted = set(optional_files)
+    unknown = wanted - set(files)
+    if unknown:
+        raise ValueError(
+            f"Unknown optional file(s) {sorted(unknown)} for template '{template}'; "
+            f"available: {sorted(files)}"
+        )
+    return {
+        name: source
+        for name, source in files.items()
+        if name in wanted or name in _MANDATORY_TEMPLATE_FILES
+    }
 
-        def by_gitignore(relative: str, is_dir: bool) -> bool:
-            return ignored is not None and ignored.match_file(relative + ("/" if is_dir else ""))
 
-        for directory, dirnames, filenames in os.walk(self.base_dir):
-            prefix = Path(directory).relative_to(self.base_dir).as_posix()
-            prefix = "" if prefix == "." else prefix + "/"
-            kept_dirs = []
-            for d in sorted(dirnames):
-                if excluded(d, prefix + d, True):
-                    continue
-                if by_gitignore(prefix + d, True):
-                    if gitignored is not None:
-                        gitignored.extend(self._files_under(prefix + d))
-                    continue
-                kept_dirs.append(d)
-            dirnames[:] = kept_dirs
-            for name in sorted(filenames):
-                relative = prefix + name
-                if excluded(name, relative, False):
-                    continue
-                if by_gitignore(relative, False):
-                    if gitignored is not None:
-                        gitignored.append(relative)
-                    continue
-                yield relative
-
-    def _files_under(self, relative_dir: str) -> list[str]:
-        """Relative paths of the files under a folder (caches and VCS folders skipped)."""
-        found: list[str] = []
-        for directory, dirnames, filenames in os.walk(self.base_dir / relative_dir):
-            dirnames[:] = sorted(d for d in dirnames if d not in EXPORT_EXCLUDE_DIRS)
-            prefix = Path(directory).relative_to(self.base_dir).as_posix()
-            found.extend(f"{prefix}/{name}" for name in sorted(filenames))
-        return found
-
-    def _gitignore_spec(self) -> GitIgnoreSpec | None:
-        gitignore = self.base_dir / ".gitignore"
-        if not gitignore.is_file():
-            return None
-        from pathspec import GitIgnoreSpec
-
-        return GitIgnoreSpec.from_lines(gitignore.read_text(encoding="utf-8").splitlines())
+def _write_project(base_path: Path, files: dict[str, Any], config: PackflowConfig) -> None:
+    """Write the template files (their tokens replaced), ``packflow.yaml`` and requirements."""
+    base_path.mkdir(parents=True, exist_ok=True)
+    os.chmod(base_path, _DIR_MODE)
+    for name, source in files.items():
+        text = source.read_text(encoding="utf-8")
+        target = base_path / name
+        text = text.replace(_TEMPLATE_NAME_TOKEN, config.name)
+        text = text.replace(_TEMPLATE_ARCHIVE_TOKEN, config.name.replace("-", "_"))
+        target.write_text(text, encoding="utf-8")
+        os.chmod(target, _FILE_MODE)
+    config.write_yaml(base_path)
+    config.write_requirements(base_path)
 
 
 def _template_files(template: str) -> dict[str, Any]:

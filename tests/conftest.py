@@ -42,8 +42,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -59,6 +59,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 from hypothesis import settings
 
+from tests.support import topics
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -73,7 +75,6 @@ settings.load_profile("packflow")
 
 BOOTSTRAP_ENV = "PACKFLOW_TEST_BOOTSTRAP_SERVERS"
 MODE_ENV = "PACKFLOW_TEST_KAFKA"
-TOPIC_READY_TIMEOUT = 30.0
 STATE_DIR_PREFIX = "packflow-test-kafka-"
 _FIX = (
     "Fix: install a JDK 17+ (and Maven for the first run, which downloads the broker jars "
@@ -212,43 +213,12 @@ async def create_kafka_topic(
     name: str,
     partitions: int = 1,
     config: dict[str, str] | None = None,
-    ready_within: float = TOPIC_READY_TIMEOUT,
+    ready_within: float = topics.TOPIC_READY_TIMEOUT,
 ) -> None:
     """Create ``name`` and wait until each of its partitions has a leader."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import for_code
-
-    if partitions < 1:
-        raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="packflow-tests")
-    await admin.start()
-    try:
-        response = await admin.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=dict(config or {}))]
-        )
-        for entry in response.topic_errors:
-            if entry[1] != 0:
-                detail = entry[2] if len(entry) > 2 and entry[2] else for_code(entry[1]).__name__
-                raise RuntimeError(f"creating topic {entry[0]!r} failed: {detail}")
-        await _wait_for_leaders(admin, name, partitions, time.monotonic() + ready_within)
-    finally:
-        await admin.close()
-
-
-async def _wait_for_leaders(admin: Any, name: str, partitions: int, deadline: float) -> None:
-    state = "no metadata yet"
-    while time.monotonic() < deadline:
-        topics = await admin.describe_topics([name])
-        info = next((t for t in topics if t["topic"] == name), None)
-        if info is not None and info["error_code"] == 0:
-            leaders = [p["leader"] for p in info["partitions"]]
-            if len(leaders) == partitions and all(leader >= 0 for leader in leaders):
-                return
-            state = f"{len(leaders)}/{partitions} partitions, leaders {sorted(leaders)}"
-        elif info is not None:
-            state = f"error code {info['error_code']}"
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"topic {name!r} has no leader for every partition in time ({state})")
+    await topics.create_topic(
+        functools.partial(topics.plain_admin, bootstrap), name, partitions, config, ready_within
+    )
 
 
 @pytest.fixture

@@ -58,9 +58,18 @@ def validate_for_export(
     top-level key (naming the closest known key).
     """
     report = Reporter(verbose)
+    errors, warnings = _check_metadata(config, report)
+    warnings += _check_runtime(config, report)
+    warnings += _check_unknown_keys(config, report)
+    if project_dir is not None:
+        errors.extend(_check_backend(config, Path(project_dir).resolve(), report))
+    return errors, warnings
+
+
+def _check_metadata(config: PackflowConfig, report: Reporter) -> tuple[list[str], list[str]]:
+    """A blank version is an error; a blank description or no maintainer a warning."""
     errors: list[str] = []
     warnings: list[str] = []
-
     report.heading("Metadata:", 4)
     report.ok(f"name: {config.name}", 6)  # never blank: NAME_PATTERN validates it
     if not config.version.strip():
@@ -80,7 +89,12 @@ def validate_for_export(
         report.warn("maintainers (empty)", 6)
     else:
         report.ok(f"maintainers: {', '.join(config.maintainers)}", 6)
+    return errors, warnings
 
+
+def _check_runtime(config: PackflowConfig, report: Reporter) -> list[str]:
+    """Warnings: the template's default backend, a ``python_version`` the runtime is not."""
+    warnings: list[str] = []
     report.heading("Runtime:", 4)
     if config.inference_backend == DEFAULT_INFERENCE_BACKEND:
         warnings.append(
@@ -91,11 +105,16 @@ def validate_for_export(
     else:
         report.ok(f"inference_backend: {config.inference_backend}", 6)
     report.ok(f"loader: {config.loader}", 6)
-    python_warning = check_python_version(config, verbose=verbose)
+    python_warning = check_python_version(config, verbose=report.verbose)
     if python_warning:
         warnings.append(python_warning)
         report.warn(f"python_version: {config.python_version} (does not match runtime)", 6)
+    return warnings
 
+
+def _check_unknown_keys(config: PackflowConfig, report: Reporter) -> list[str]:
+    """One warning per unknown top-level key, naming the closest known key."""
+    warnings: list[str] = []
     for key in config.custom_fields:
         close = difflib.get_close_matches(key, list(PackflowConfig.model_fields), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -103,10 +122,7 @@ def validate_for_export(
             f"Unknown key '{key}' in {PACKAGING_CONFIG_NAME} is kept as a custom field.{hint}"
         )
         report.warn(f"{key} (unknown key, kept as a custom field)", 6)
-
-    if project_dir is not None:
-        errors.extend(_check_backend(config, Path(project_dir).resolve(), report))
-    return errors, warnings
+    return warnings
 
 
 def _check_backend(config: PackflowConfig, project_dir: Path, report: Reporter) -> list[str]:

@@ -94,6 +94,16 @@ def _private(path: Path) -> None:
     path.chmod(0o600)
 
 
+def _new_ec_key(key: Path) -> list[str]:
+    """``openssl req`` options for a new, unencrypted EC P-256 key written to ``key``."""
+    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc", "-keyout", str(key)]
+
+
+def _subject(common_name: str) -> str:
+    """``-subj`` of our certificates: :data:`SUBJECT_SUFFIX`'s parts and ``CN=common_name``."""
+    return f"/O=packflow/OU=packflow-local/CN={common_name}"
+
+
 def new_password() -> str:
     """A random password (hex, so it needs no quoting in any config syntax)."""
     return secrets.token_hex(16)
@@ -110,20 +120,14 @@ def make_ca(directory: Path, name: str = "ca", common_name: str = "packflow loca
             "req",
             "-x509",
             "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-noenc",
-            "-keyout",
-            str(key),
+            *_new_ec_key(key),
             "-out",
             str(cert),
             "-days",
             str(CERT_DAYS),
             "-sha256",
             "-subj",
-            f"/O=packflow/OU=packflow-local/CN={common_name}",
+            _subject(common_name),
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -156,55 +160,21 @@ def issue_certificate(
     csr = directory / f"{name}.csr"
     signed = directory / f"{name}-only.pem"
     extensions = directory / f"{name}.ext"
-    usage = "serverAuth,clientAuth" if server else "clientAuth"
-    lines = [
-        "basicConstraints=critical,CA:FALSE",
-        "keyUsage=critical,digitalSignature",
-        f"extendedKeyUsage={usage}",
-    ]
-    if server:
-        lines.append("subjectAltName=IP:127.0.0.1,DNS:localhost")
-    extensions.write_text("\n".join(lines) + "\n")
+    extensions.write_text(_extensions(server))
     try:
         _run(
             [
                 "req",
                 "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-noenc",
-                "-keyout",
-                str(plain_key),
+                *_new_ec_key(plain_key),
                 "-out",
                 str(csr),
                 "-subj",
-                f"/O=packflow/OU=packflow-local/CN={common_name}",
+                _subject(common_name),
             ]
         )
         _private(plain_key)
-        _run(
-            [
-                "x509",
-                "-req",
-                "-in",
-                str(csr),
-                "-CA",
-                str(ca_cert),
-                "-CAkey",
-                str(ca_key),
-                "-set_serial",
-                f"0x{secrets.token_hex(16)}",
-                "-days",
-                str(CERT_DAYS),
-                "-sha256",
-                "-extfile",
-                str(extensions),
-                "-out",
-                str(signed),
-            ]
-        )
+        _sign(csr, ca_cert, ca_key, extensions, signed)
     finally:
         csr.unlink(missing_ok=True)
         extensions.unlink(missing_ok=True)
@@ -218,23 +188,66 @@ def issue_certificate(
     key = plain_key
     if key_password is not None:
         key = directory / f"{name}-key.pem"
-        _run(
-            [
-                "pkcs8",
-                "-topk8",
-                "-v2",
-                "aes-256-cbc",
-                "-in",
-                str(plain_key),
-                "-out",
-                str(key),
-                "-passout",
-                f"env:{_PASSWORD_ENV}",
-            ],
-            env={_PASSWORD_ENV: key_password},
-        )
-        _private(key)
+        _encrypt_key(plain_key, key, key_password)
     return CertificateFiles(cert=cert, key=key, unencrypted_key=plain_key, bundle=bundle)
+
+
+def _extensions(server: bool) -> str:
+    """The ``-extfile`` of a certificate :func:`issue_certificate` makes."""
+    usage = "serverAuth,clientAuth" if server else "clientAuth"
+    lines = [
+        "basicConstraints=critical,CA:FALSE",
+        "keyUsage=critical,digitalSignature",
+        f"extendedKeyUsage={usage}",
+    ]
+    if server:
+        lines.append("subjectAltName=IP:127.0.0.1,DNS:localhost")
+    return "\n".join(lines) + "\n"
+
+
+def _sign(csr: Path, ca_cert: Path, ca_key: Path, extensions: Path, signed: Path) -> None:
+    """Sign ``csr`` with the CA (a random serial, :data:`CERT_DAYS`) into ``signed``."""
+    _run(
+        [
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca_cert),
+            "-CAkey",
+            str(ca_key),
+            "-set_serial",
+            f"0x{secrets.token_hex(16)}",
+            "-days",
+            str(CERT_DAYS),
+            "-sha256",
+            "-extfile",
+            str(extensions),
+            "-out",
+            str(signed),
+        ]
+    )
+
+
+def _encrypt_key(plain_key: Path, key: Path, password: str) -> None:
+    """Write ``plain_key`` to ``key`` as PKCS#8 encrypted (AES-256-CBC) with ``password``."""
+    _run(
+        [
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            str(plain_key),
+            "-out",
+            str(key),
+            "-passout",
+            f"env:{_PASSWORD_ENV}",
+        ],
+        env={_PASSWORD_ENV: password},
+    )
+    _private(key)
 
 
 # -- JWTs for the OAUTHBEARER listener when no identity provider is given ---------------

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 from aiokafka.protocol.admin import (
     CreateAclsRequest_v1,
@@ -33,9 +33,10 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.api import Request
 
+from .topics import TOPIC_READY_TIMEOUT, create_topic
+
 WORKER_PRINCIPAL = "User:worker"
 ACL_PROPAGATION_TIMEOUT = 15.0
-TOPIC_READY_TIMEOUT = 30.0
 CLUSTER_NAME = "kafka-cluster"  # the one name a CLUSTER resource has
 
 
@@ -334,19 +335,7 @@ class SecureAdmin:
         ready_within: float = TOPIC_READY_TIMEOUT,
     ) -> None:
         """Create ``name`` and wait until each of its partitions has a leader."""
-        if partitions < 1:
-            raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
-        async with self.client() as admin:
-            response = await admin.create_topics(
-                [NewTopic(name, partitions, 1, topic_configs=dict(config or {}))]
-            )
-            for entry in response.topic_errors:
-                if entry[1] != 0:
-                    detail = (
-                        entry[2] if len(entry) > 2 and entry[2] else for_code(entry[1]).__name__
-                    )
-                    raise RuntimeError(f"creating topic {entry[0]!r} failed: {detail}")
-            await _wait_for_leaders(admin, name, partitions, time.monotonic() + ready_within)
+        await create_topic(self.client, name, partitions, config, ready_within)
 
 
 async def _send(admin: AIOKafkaAdminClient, request: Request[Any]) -> Any:
@@ -393,21 +382,3 @@ async def _wait_for(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"the broker did not apply {what} in {ACL_PROPAGATION_TIMEOUT} s")
         await asyncio.sleep(0.02)
-
-
-async def _wait_for_leaders(
-    admin: AIOKafkaAdminClient, name: str, partitions: int, deadline: float
-) -> None:
-    state = "no metadata yet"
-    while time.monotonic() < deadline:
-        topics = await admin.describe_topics([name])
-        info = next((t for t in topics if t["topic"] == name), None)
-        if info is not None and info["error_code"] == 0:
-            leaders = [p["leader"] for p in info["partitions"]]
-            if len(leaders) == partitions and all(leader >= 0 for leader in leaders):
-                return
-            state = f"{len(leaders)}/{partitions} partitions, leaders {sorted(leaders)}"
-        elif info is not None:
-            state = f"error code {info['error_code']}"
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"topic {name!r} has no leader for every partition in time ({state})")
