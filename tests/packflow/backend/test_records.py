@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from packflow.backend.configuration import BackendConfig
@@ -283,6 +283,27 @@ def _reference_0_4_1(config: BackendConfig, records: list[dict[str, Any]]) -> An
     return out
 
 
+def _is_cyclic(value: Any, seen: tuple[int, ...] = ()) -> bool:
+    if isinstance(value, dict | list):
+        if id(value) in seen:
+            return True
+        items = value.values() if isinstance(value, dict) else value
+        return any(_is_cyclic(item, (*seen, id(value))) for item in items)
+    return False
+
+
+def test_a_value_both_renamed_and_selected_is_copied_where_0_4_1_made_a_cycle() -> None:
+    # 0.4.1 put the same dict under the new name and then inside it (processed["a"] is
+    # obj["a.b"], then processed["a"]["b"] = obj["a.b"]): a record that refers to itself,
+    # which no JSON encoder can write. We keep the values and leave out the cycle.
+    config = BackendConfig(
+        feature_names=["a.b"], rename_fields={"a.b": "a"}, ignore_delimiter_collisions=True
+    )
+    reference = _reference_0_4_1(config, [{"a.b": {}}])
+    assert _is_cyclic(reference)
+    assert RecordsPreprocessor(config)([{"a.b": {}}]) == [{"a": {"b": {}}}]
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=RECORDS,
@@ -290,6 +311,7 @@ def _reference_0_4_1(config: BackendConfig, records: list[dict[str, Any]]) -> An
     renames=st.dictionaries(PATHS, PATHS, max_size=2),
     ignore=st.booleans(),
 )
+@example(records=[{"a.b": 1}], features=["a.b"], renames={"a.b": "a"}, ignore=True)
 def test_records_match_a_line_by_line_port_of_0_4_1_and_leave_the_input_alone(
     records: list[dict[str, Any]], features: list[str], renames: dict[str, str], ignore: bool
 ) -> None:
@@ -302,6 +324,7 @@ def test_records_match_a_line_by_line_port_of_0_4_1_and_leave_the_input_alone(
     except PreprocessorRuntimeError:
         ours = "error"
     expected = _reference_0_4_1(config, records) if (features or renames) else records
+    assume(not _is_cyclic(expected))  # 0.4.1's self-referencing records: the test above
     assert ours == expected
     if ours != "error":  # key order too
         assert [list(r) for r in ours] == [list(r) for r in expected]
