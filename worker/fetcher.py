@@ -129,7 +129,7 @@ class Fetcher:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            self._pause()
+            self._pause(backpressure=False)  # the breaker counts its own trips
             self.in_getmany = True
             try:
                 data = await getmany(
@@ -181,12 +181,13 @@ class Fetcher:
         self._rewind_from.clear()
         self._liveness.restart()
 
-    def _pause(self) -> None:
+    def _pause(self, *, backpressure: bool = True) -> None:
         todo = set(self._consumer.assignment()) - self._paused
         if todo:
             self._consumer.pause(*todo)
             self._paused |= todo
-            self.pauses += 1
+            if backpressure:
+                self.pauses += 1
             self._log.debug("fetch_paused", partitions=len(self._paused))
 
     def _resume(self) -> None:
