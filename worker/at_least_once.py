@@ -98,20 +98,40 @@ class AtLeastOnce:
             if item is None:
                 return
             batch, deliveries = item
-            outputs = letters = rows = 0
-            kinds: list[tuple[str, str]] = []
-            for delivery in deliveries:
-                delivery = await self._publisher.settle(delivery)  # may become a dead letter
-                if delivery.letter is not None:
-                    letters += 1
-                    kinds.append((delivery.letter.step, delivery.letter.error_type))
-                else:
-                    outputs += 1
-                    rows += delivery.message.rows
-                self._tracker.ack(delivery.tp, delivery.record.offset, delivery.epoch)
+            settled = await self._settle(deliveries)
             self._commit_wanted.set()
-            inputs = [d.record for d in deliveries]
-            await self._on_settled(batch, Settled(outputs, letters, rows, inputs, kinds))
+            await self._on_settled(batch, settled)
+
+    async def _settle(self, deliveries: list[Delivery]) -> Settled:
+        """Wait for the batch's sends (a batch's outputs share a few futures), then acknowledge
+        them in order; a failed one is settled by the publisher (retried, or a dead letter)."""
+        futures = {delivery.future for delivery in deliveries}
+        if futures:
+            await asyncio.wait(futures)
+        failed = {f for f in futures if f.cancelled() or f.exception() is not None}
+        acks: dict[tuple[TopicPartition, int], list[int]] = {}
+        rows = 0
+        kinds: list[tuple[str, str]] = []
+        inputs = []
+        for delivery in deliveries:
+            if failed and delivery.future in failed:
+                self._ack(acks)  # what settled before it is acknowledged while it is retried
+                delivery = await self._publisher.settle(delivery)  # may become a dead letter
+            message, letter = delivery.message, delivery.letter
+            if letter is None:
+                rows += message.rows
+            else:
+                kinds.append((letter.step, letter.error_type))
+            record = message.record
+            inputs.append(record)
+            acks.setdefault((message.tp, delivery.epoch), []).append(record.offset)
+        self._ack(acks)
+        return Settled(len(deliveries) - len(kinds), len(kinds), rows, inputs, kinds)
+
+    def _ack(self, acks: dict[tuple[TopicPartition, int], list[int]]) -> None:
+        for (tp, epoch), offsets in acks.items():
+            self._tracker.ack_many(tp, offsets, epoch)
+        acks.clear()
 
     async def _commit_loop(self) -> None:
         while self._committing:

@@ -12,6 +12,7 @@ assignment are ignored, so they cannot move the position of a later assignment.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
@@ -53,10 +54,14 @@ class OffsetTracker:
 
     def ack(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         """Mark ``offset`` published; stale epochs and unknown partitions are ignored."""
+        self.ack_many(tp, (offset,), epoch)
+
+    def ack_many(self, tp: TopicPartition, offsets: Iterable[int], epoch: int) -> None:
+        """Mark ``offsets`` of ``tp`` published (as :meth:`ack` does each, in one step)."""
         state = self._parts.get(tp)
         if state is None or self.epoch(tp) != epoch:
             return
-        state.acked.add(offset)
+        state.acked.update(offsets)
         pending, acked = state.pending, state.acked
         while pending and pending[0] in acked:
             done = pending.popleft()

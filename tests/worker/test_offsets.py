@@ -84,3 +84,32 @@ def test_the_committable_position_never_passes_an_unacknowledged_offset(acked_id
         assert position is not None
         assert all(o in acked for o in offsets if o < position)
         assert not missing or position <= missing[0]
+
+
+@given(
+    offsets=st.lists(st.integers(0, 50), min_size=1, max_size=30, unique=True),
+    split=st.integers(0, 30),
+    data=st.data(),
+)
+def test_acknowledging_offsets_together_moves_the_position_as_one_by_one(
+    offsets: list[int], split: int, data: st.DataObject
+) -> None:
+    registered = sorted(offsets)
+    acked = data.draw(st.permutations(registered))[: data.draw(st.integers(0, len(offsets)))]
+    one_by_one, together = OffsetTracker(), OffsetTracker()
+    epoch = one_by_one.register(TP, registered)
+    assert together.register(TP, registered) == epoch
+    for offset in acked:
+        one_by_one.ack(TP, offset, epoch)
+    together.ack_many(TP, acked[:split], epoch)
+    together.ack_many(TP, acked[split:], epoch)
+    assert together.to_commit() == one_by_one.to_commit()
+
+
+def test_acknowledging_together_with_a_stale_epoch_is_ignored():
+    tracker = OffsetTracker()
+    epoch = tracker.register(TP, [0, 1])
+    tracker.forget({TP})
+    tracker.register(TP, [0, 1])
+    tracker.ack_many(TP, [0, 1], epoch)
+    assert tracker.to_commit() == {}
