@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DeadLetter",
     "Decoded",
+    "as_records",
     "decode",
     "encode_dead_letter",
     "encode_event",
@@ -64,6 +65,12 @@ def decode(value: bytes | None) -> Decoded:
                 f"value is not valid UTF-8: {utf_exc.reason} at byte {utf_exc.start}"
             ) from None
         raise InvalidJsonError(f"value is not valid JSON: {exc}") from None
+    return as_records(data)
+
+
+def as_records(data: Any) -> Decoded:
+    """The records of a decoded JSON value; raises :class:`NotARecordError` unless it is an
+    object or an array of objects."""
     if isinstance(data, dict):
         return Decoded([data], False)
     if isinstance(data, list):

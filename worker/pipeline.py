@@ -25,11 +25,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.util import size_of_varint
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from worker.codec import DeadLetter, decode, encode_output, locate
+from worker.codec import DeadLetter, as_records, decode, encode_output, locate
 from worker.errors import DecodeError, OutputEncodeError, PublishError
 from worker.limits import TopicLimits
 from worker.metrics import BatchStats, partition_ranges
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 SOURCE_HEADER = "packflow-source"
+
+_loads = orjson.loads
+_UNPARSED = object()  # not JSON (or no value): decode() says why
 # A v2 record batch's fixed header (base offset and length included) and, for its only
 # record, the attributes byte and the timestamp and offset deltas (0: one byte each).
 _BATCH_HEADER_BYTES = 61
@@ -116,8 +120,17 @@ def decode_messages(messages: list[Message]) -> int:
     """Decode each message's value; a bad one gets its ``decode`` dead letter. Returns records."""
     count = 0
     for message in messages:
+        value = message.record.value
         try:
-            decoded = decode(message.record.value)
+            data = _loads(value) if value is not None else _UNPARSED
+        except orjson.JSONDecodeError:
+            data = _UNPARSED
+        if type(data) is dict:  # the common case, as decode() would give it
+            message.records = [data]
+            count += 1
+            continue
+        try:
+            decoded = decode(value) if data is _UNPARSED else as_records(data)
         except DecodeError as exc:
             message.letter = decode_letter(message.record, exc)
         else:
@@ -152,12 +165,18 @@ def apply_results(
 
 def vet_outputs(messages: list[Message], limits: TopicLimits, output_topic: str) -> None:
     """Turn each output the broker would refuse for good into its ``publish`` dead letter."""
+    # An output well under both limits needs no exact check: its estimated request size
+    # (aiokafka's, which is over the batch's exact size) is under them.
+    fits = min(limits.output_max_message_bytes, limits.max_request_size)
+    estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
     for message in messages:
-        if message.output is None or message.letter is not None:
+        output = message.output
+        if output is None or message.letter is not None:
             continue
-        letter = refusal_letter(
-            message.record, message.output, message.headers, limits, output_topic
-        )
+        record = message.record
+        if not limits.output_compacted and estimate(record.key, output, message.headers) <= fits:
+            continue
+        letter = refusal_letter(record, output, message.headers, limits, output_topic)
         if letter is not None:
             message.letter = letter
             message.output = None
@@ -271,7 +290,9 @@ def fit_dead_letter(
 def output_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
     """The input's headers (an earlier ``packflow-source`` dropped) plus its own source."""
     source = f"{record.topic}/{record.partition}/{record.offset}".encode()
-    kept = [(k, v) for k, v in (record.headers or ()) if k != SOURCE_HEADER]
+    if not record.headers:
+        return [(SOURCE_HEADER, source)]
+    kept = [(k, v) for k, v in record.headers if k != SOURCE_HEADER]
     kept.append((SOURCE_HEADER, source))
     return kept
 

@@ -21,11 +21,18 @@ from packflow.utils.normalize import ensure_native_types
 
 __all__ = ["dumps_json"]
 
+_STR_KEYS = orjson.OPT_SERIALIZE_NUMPY
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def dumps_json(value: Any) -> bytes:
     """``value`` as compact JSON bytes (see the module docstring)."""
+    try:
+        # str keys only (the common case) encode faster without OPT_NON_STR_KEYS, the same
+        # bytes; any other key fails this first attempt and takes the next.
+        return orjson.dumps(value, default=ensure_native_types, option=_STR_KEYS)
+    except orjson.JSONEncodeError:
+        pass
     try:
         return orjson.dumps(value, default=ensure_native_types, option=_OPTIONS)
     except orjson.JSONEncodeError as exc:
