@@ -32,6 +32,9 @@ __all__ = ["AtLeastOnce"]
 
 _STALE_EPOCH = -1  # acknowledgements with it are ignored: the batch's assignment is gone
 
+# A published batch, its deliveries (one per message, in order) and each partition's epoch.
+_Queued = tuple[Batch, list[Delivery], dict[TopicPartition, int]]
+
 
 class AtLeastOnce:
     """Publishes with one idempotent producer and commits with the consumer."""
@@ -55,7 +58,7 @@ class AtLeastOnce:
         self._on_fatal = on_fatal
         self._log = logger
         self._tracker = OffsetTracker()
-        self._queue: asyncio.Queue[tuple[Batch, list[Delivery]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
         self._commit_wanted = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._committing = True
@@ -83,38 +86,49 @@ class AtLeastOnce:
         """Register the batch's offsets (if its assignment is current) and queue its outcomes."""
         epochs: dict[TopicPartition, int] = {}
         current = owned()
-        by_partition: dict[TopicPartition, list[int]] = {}
-        for message in batch.messages:
-            by_partition.setdefault(message.tp, []).append(message.record.offset)
-        for tp, offsets in by_partition.items():
+        for tp, offsets in batch.offsets.items():
             epochs[tp] = self._tracker.register(tp, offsets) if current else _STALE_EPOCH
         deliveries = await self._publisher.send_outputs(batch.messages, epochs)
         batch.stats.publish_ms = (time.perf_counter() - batch.publish_started) * 1000.0
-        await self._queue.put((batch, deliveries))
+        await self._queue.put((batch, deliveries, epochs))
 
     async def _ack_loop(self) -> None:
         while True:
             item = await self._queue.get()
             if item is None:
                 return
-            batch, deliveries = item
-            settled = await self._settle(deliveries)
+            batch, deliveries, epochs = item
+            settled = await self._settle(batch, deliveries, epochs)
             self._commit_wanted.set()
             await self._on_settled(batch, settled)
 
-    async def _settle(self, deliveries: list[Delivery]) -> Settled:
+    async def _settle(
+        self, batch: Batch, deliveries: list[Delivery], epochs: dict[TopicPartition, int]
+    ) -> Settled:
         """Wait for the batch's sends (a batch's outputs share a few futures), then acknowledge
         them in order; a failed one is settled by the publisher (retried, or a dead letter)."""
         futures = {delivery.future for delivery in deliveries}
         if futures:
             await asyncio.wait(futures)
+        if any(f.cancelled() or f.exception() is not None for f in futures):
+            return await self._settle_one_by_one(deliveries, futures)
+        for tp, offsets in batch.offsets.items():
+            self._tracker.ack_many(tp, offsets, epochs[tp])
+        kinds = [(d.letter.step, d.letter.error_type) for d in deliveries if d.letter is not None]
+        rows = sum(d.message.rows for d in deliveries if d.letter is None)
+        inputs = [d.message.record for d in deliveries]
+        return Settled(len(deliveries) - len(kinds), len(kinds), rows, inputs, kinds)
+
+    async def _settle_one_by_one(
+        self, deliveries: list[Delivery], futures: set[asyncio.Future[Any]]
+    ) -> Settled:
         failed = {f for f in futures if f.cancelled() or f.exception() is not None}
         acks: dict[tuple[TopicPartition, int], list[int]] = {}
         rows = 0
         kinds: list[tuple[str, str]] = []
         inputs = []
         for delivery in deliveries:
-            if failed and delivery.future in failed:
+            if delivery.future in failed:
                 self._ack(acks)  # what settled before it is acknowledged while it is retried
                 delivery = await self._publisher.settle(delivery)  # may become a dead letter
             message, letter = delivery.message, delivery.letter

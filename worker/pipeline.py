@@ -111,9 +111,13 @@ class Batch:
     stats: BatchStats = field(default_factory=BatchStats)
     publish_started: float = 0.0  # perf_counter() when encoding began (publish_ms)
     nbytes: int = field(init=False)  # key and value bytes of all messages (the budget's)
+    offsets: dict[TopicPartition, list[int]] = field(init=False)  # per input partition
 
     def __post_init__(self) -> None:
         self.nbytes = sum(m.nbytes for m in self.messages)
+        self.offsets = {}
+        for message in self.messages:
+            self.offsets.setdefault(message.tp, []).append(message.record.offset)
 
 
 def decode_messages(messages: list[Message]) -> int:
