@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,11 +292,17 @@ def latencies(
     arr = np.asarray(values, dtype=np.float64)
     return {
         "count": len(values),
-        "p50_ms": float(np.percentile(arr, 50)),
-        "p90_ms": float(np.percentile(arr, 90)),
-        "p99_ms": float(np.percentile(arr, 99)),
-        "max_ms": float(arr.max()),
+        "p50_ms": round_ms(float(np.percentile(arr, 50))),
+        "p90_ms": round_ms(float(np.percentile(arr, 90))),
+        "p99_ms": round_ms(float(np.percentile(arr, 99))),
+        "max_ms": round_ms(float(arr.max())),
     }
+
+
+def round_ms(ms: float) -> float:
+    """Milliseconds to 0.1 ms: what a latency figure is printed and saved with (a
+    percentile of integer milliseconds printed as "118.01000000000931 ms" before)."""
+    return round(ms, 1)
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -421,7 +427,7 @@ def add_backlog_arguments(parser: argparse.ArgumentParser, *, records: int) -> N
 
 def run_and_save(
     name: str,
-    bench: Callable[[str, argparse.Namespace], Awaitable[dict[str, Any]]],
+    bench: Callable[[str, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
     args: argparse.Namespace,
 ) -> int:
     """Run ``bench`` on ``--bootstrap-servers`` or a local broker, save its result; exit code."""
