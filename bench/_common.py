@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _records import make_record
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
@@ -112,20 +111,6 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
             await asyncio.wait_for(admin.delete_topics(names), 30)
         finally:
             await admin.close()
-
-
-def make_record(i: int, size: int = 500) -> bytes:
-    """A JSON object of about ``size`` bytes: a few typed fields plus padding."""
-    head = {
-        "id": i,
-        "device": f"dev-{i % 1000:04d}",
-        "site": ["north", "south", "east", "west"][i % 4],
-        "values": [round((i * 7919 + k * 104729) % 10007 / 97.0, 3) for k in range(8)],
-        "ok": i % 17 != 0,
-    }
-    base = json.dumps(head, separators=(",", ":"))
-    pad = max(0, size - len(base) - len(',"note":""'))
-    return (base[:-1] + ',"note":"' + "x" * pad + '"}').encode()
 
 
 async def produce_records(
@@ -303,116 +288,6 @@ def round_ms(ms: float) -> float:
     """Milliseconds to 0.1 ms: what a latency figure is printed and saved with (a
     percentile of integer milliseconds printed as "118.01000000000931 ms" before)."""
     return round(ms, 1)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (0.0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class WorkerRun:
-    """A ``packflow-worker`` subprocess running the bench's identity backend."""
-
-    bootstrap: str
-    input_topic: str
-    output_topic: str
-    dlq_topic: str
-    group_id: str
-    log_path: Path
-    extra_args: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the worker (``--health-port 0``); its stdout and stderr go to ``log_path``."""
-        script = Path(sys.executable).parent / "packflow-worker"
-        base = [str(script)] if script.exists() else [sys.executable, "-m", "worker"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PACKFLOW_")}
-        env.update(
-            PACKFLOW_BOOTSTRAP_SERVERS=self.bootstrap,
-            PACKFLOW_INPUT_TOPIC=self.input_topic,
-            PACKFLOW_OUTPUT_TOPIC=self.output_topic,
-            PACKFLOW_DLQ_TOPIC=self.dlq_topic,
-            PACKFLOW_GROUP_ID=self.group_id,
-            PACKFLOW_LOG_LEVEL="INFO",  # batch_metrics events are INFO
-        )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
-                [
-                    *base,
-                    "--backend",
-                    "identity_backend:Backend",
-                    "--loader",
-                    "local",
-                    "--health-port",
-                    "0",
-                    *self.extra_args,
-                ],
-                cwd=BENCH,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds the worker has used so far (from /proc/<pid>/stat)."""
-        assert self.proc is not None
-        return process_cpu_seconds(self.proc.pid)
-
-    def alive(self) -> bool:
-        """Tell whether the worker process is still running."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM the worker and return its exit code (SIGKILL after ``timeout``)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def batch_metrics(self) -> list[dict[str, Any]]:
-        """The ``batch_metrics`` events the worker logged."""
-        events = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if '"batch_metrics"' not in line:
-                continue
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-        return events
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines of the worker's log, for error messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def summarise_batches(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean batch size and mean per-step milliseconds over the worker's metric events."""
-    if not events:
-        return {"batches": 0}
-    steps: dict[str, list[float]] = {}
-    for e in events:
-        for name, ms in (e.get("steps_ms") or {}).items():
-            if isinstance(ms, int | float):
-                steps.setdefault(name, []).append(float(ms))
-    return {
-        "batches": len(events),
-        "mean_batch_size": round(float(np.mean([e.get("batch_size", 0) for e in events])), 1),
-        "dead_letters": int(sum(e.get("dead_letters", 0) for e in events)),
-        "mean_steps_ms": {k: round(float(np.mean(v)), 3) for k, v in steps.items()},
-    }
 
 
 def add_backlog_arguments(parser: argparse.ArgumentParser, *, records: int) -> None:

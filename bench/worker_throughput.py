@@ -36,7 +36,6 @@ from typing import Any
 from _common import (
     BENCH,
     TopicDump,
-    WorkerRun,
     add_backlog_arguments,
     create_topic,
     delete_topics,
@@ -48,10 +47,10 @@ from _common import (
     read_topic,
     run_and_save,
     run_id,
-    summarise_batches,
     throughput,
     wait_for_messages,
 )
+from _worker_process import WorkerRun, summarise_batches
 
 QUIX_VENV = BENCH / ".venv-quix"
 QUIX_REQUIREMENT = "quixstreams>=3.0"
