@@ -8,10 +8,11 @@ options (``_common.PRODUCER_OPTIONS`` / ``CONSUMER_OPTIONS``) and batch size. Tw
   partition (``create_batch``/``send_batch``) while the next fetch runs; an acknowledgement
   task awaits each fetch's deliveries and commits its offsets, in order (the worker's rule).
 
-Outputs keep the input's value and key (no decoding: only what any correct at-least-once
-pipe must do) and its headers, plus the source header; the best pipe writes them to
-partition ``input partition % output partitions``. Both pipes build their clients in one
-place (:func:`clients`). Stops after ``--count`` records (or on SIGTERM).
+Outputs keep the input's key and headers, plus the source header, on partition ``input
+partition % output partitions``. With ``--workload identity`` the values are forwarded
+untouched (no decoding: only what any correct at-least-once pipe must do); other workloads
+decode each fetch, run the worker's backend on it once and encode the outputs
+(``_workloads.apply_batch``). Stops after ``--count`` records (or on SIGTERM).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS, connect
+from _workloads import WORKLOADS, BatchFunction, apply_batch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -59,19 +61,28 @@ async def clients(
         await consumer.stop()
 
 
-def outputs(fetched: Fetched) -> dict[TopicPartition, list[Output]]:
+def outputs(fetched: Fetched, backend: BatchFunction | None) -> dict[TopicPartition, list[Output]]:
     """Each input partition's outputs: (input record, output value, output headers)."""
+    values = apply_batch(backend, [rec.value for recs in fetched.values() for rec in recs])
     result: dict[TopicPartition, list[Output]] = {}
+    i = 0
     for tp, records in fetched.items():
         prefix = f"{tp.topic}/{tp.partition}/"
         result[tp] = [
-            (rec, rec.value, [*rec.headers, (SOURCE_HEADER, (prefix + str(rec.offset)).encode())])
-            for rec in records
+            (
+                rec,
+                values[i + n],
+                [*rec.headers, (SOURCE_HEADER, (prefix + str(rec.offset)).encode())],
+            )
+            for n, rec in enumerate(records)
         ]
+        i += len(records)
     return result
 
 
-async def bare_pipe(args: argparse.Namespace, stop: asyncio.Event) -> None:
+async def bare_pipe(
+    args: argparse.Namespace, backend: BatchFunction | None, stop: asyncio.Event
+) -> None:
     """Per fetch: ``send()`` every output, await every delivery, commit."""
     async with clients(args) as (consumer, producer):
         done = 0
@@ -82,7 +93,7 @@ async def bare_pipe(args: argparse.Namespace, stop: asyncio.Event) -> None:
             if not fetched:
                 continue
             deliveries = []
-            for outs in outputs(fetched).values():
+            for outs in outputs(fetched, backend).values():
                 for rec, value, headers in outs:
                     deliveries.append(
                         await producer.send(args.output_topic, value, key=rec.key, headers=headers)
@@ -107,7 +118,9 @@ async def send_partition(
     return futures
 
 
-async def best_pipe(args: argparse.Namespace, stop: asyncio.Event) -> None:
+async def best_pipe(
+    args: argparse.Namespace, backend: BatchFunction | None, stop: asyncio.Event
+) -> None:
     """The best pipe aiokafka allows: batch API, acknowledgements awaited (and offsets
     committed, in order) by a task while the next fetch runs."""
     async with clients(args) as (consumer, producer):
@@ -131,7 +144,7 @@ async def best_pipe(args: argparse.Namespace, stop: asyncio.Event) -> None:
                 if not fetched:
                     continue
                 futures: list[asyncio.Future[Any]] = []
-                for tp, outs in outputs(fetched).items():
+                for tp, outs in outputs(fetched, backend).items():
                     futures += await send_partition(
                         producer, args.output_topic, tp.partition % partitions, outs
                     )
@@ -145,9 +158,10 @@ async def best_pipe(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 async def pipe(args: argparse.Namespace) -> int:
     """Forward ``args.count`` records from the input to the output topic."""
+    backend = WORKLOADS[args.workload].pipe_backend()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await (best_pipe if args.pipelined else bare_pipe)(args, stop)
+    await (best_pipe if args.pipelined else bare_pipe)(args, backend, stop)
     return 0
 
 
@@ -161,6 +175,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--max-batch-size", type=int, default=500)
     parser.add_argument("--max-batch-wait-ms", type=int, default=20)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
     parser.add_argument(
         "--pipelined", action="store_true", help="the best pipe (batch API, overlapped acks)"
     )

@@ -28,6 +28,8 @@ from worker.clients import connection_options
 from worker.connection_settings import ConnectionSettings
 from worker.pipeline import source_of
 
+#: ``make(i, size)``: the JSON value of input record ``i`` (bench/_records.py).
+RecordMaker = Callable[[int, int], bytes]
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
@@ -114,9 +116,16 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
 
 
 async def produce_records(
-    bootstrap: str, topic: str, count: int, *, record_bytes: int = 500, start: int = 0
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    record_bytes: int = 500,
+    start: int = 0,
+    make: RecordMaker = make_record,
 ) -> float:
-    """Produce ``count`` records as fast as the client goes; return the seconds it took."""
+    """Produce ``count`` records (``make(i, record_bytes)``) as fast as the client goes;
+    return the seconds it took."""
     producer = AIOKafkaProducer(
         **connect(bootstrap), acks=1, linger_ms=20, max_batch_size=512 * 1024
     )
@@ -125,9 +134,7 @@ async def produce_records(
     try:
         chunk: list[asyncio.Future[Any]] = []
         for i in range(start, start + count):
-            chunk.append(
-                await producer.send(topic, make_record(i, record_bytes), key=str(i).encode())
-            )
+            chunk.append(await producer.send(topic, make(i, record_bytes), key=str(i).encode()))
             if len(chunk) >= 20_000:
                 await asyncio.gather(*chunk)
                 chunk = []
@@ -138,14 +145,20 @@ async def produce_records(
 
 
 async def produce_at_rate(
-    bootstrap: str, topic: str, count: int, rate: float, *, record_bytes: int = 500
+    bootstrap: str,
+    topic: str,
+    count: int,
+    rate: float,
+    *,
+    record_bytes: int = 500,
+    make: RecordMaker = make_record,
 ) -> float:
     """Produce ``count`` records at ``rate`` per second, smoothly; return the achieved rate.
 
     Every 2 ms the records that are due go to the client without waiting for their
     deliveries (waiting would turn the load into bursts); the client batches them.
     """
-    pool = [make_record(i, record_bytes) for i in range(1024)]
+    pool = [make(i, record_bytes) for i in range(1024)]
     keys = [str(i).encode() for i in range(1024)]
     producer = AIOKafkaProducer(
         **connect(bootstrap), acks=1, linger_ms=1, max_batch_size=256 * 1024

@@ -3,7 +3,7 @@
 =========  ===========================================================================
 phase      contender
 =========  ===========================================================================
-worker     ``packflow-worker`` (subprocess, CLI), at-least-once, identity backend
+worker     ``packflow-worker`` (subprocess, CLI), at-least-once
 best       ``_bare_pipe.py --pipelined``: the best aiokafka pipe
 bare       ``_bare_pipe.py``: send, await acks, commit, per fetch
 quix       ``_quix_pipe.py`` in ``bench/.venv-quix`` (Quix Streams)
@@ -50,6 +50,7 @@ async def worker_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
         sitting.group(phase, round_no),
         sitting.log_path(phase, round_no),
         extra_args=batch_args(sitting),
+        backend_args=sitting.workload.worker_args,
     )
     try:
         child = worker.start()
@@ -85,6 +86,8 @@ def _pipe_argv(sitting: Sitting, group: str, out: str) -> list[str]:
         out,
         "--group-id",
         group,
+        "--workload",
+        sitting.workload.name,
     ]
 
 

@@ -47,17 +47,18 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         sitting.group("lat", round_no),
         sitting.log_path("latency", round_no),
         extra_args=batch_args(sitting),
+        backend_args=sitting.workload.worker_args,
     )
-    size = args.record_bytes
+    make, size = sitting.workload.make, args.record_bytes
     log(f"latency: {count:,} records at {rate:,.0f}/s ...")
     child = worker.start()
     try:
-        await produce_records(bootstrap, inp, WARMUP_RECORDS, record_bytes=size)
+        await produce_records(bootstrap, inp, WARMUP_RECORDS, record_bytes=size, make=make)
         await wait_for_messages(bootstrap, [out, dlq], WARMUP_RECORDS, 120, alive=child.alive)
         sitting.cpu.watch("latency", child.pid)
         since = time.time()
         self_cpu0 = time.process_time()
-        achieved = await produce_at_rate(bootstrap, inp, count, rate, record_bytes=size)
+        achieved = await produce_at_rate(bootstrap, inp, count, rate, record_bytes=size, make=make)
         self_cpu = time.process_time() - self_cpu0
         await wait_for_messages(
             bootstrap, [out, dlq], WARMUP_RECORDS + count, deadline_for(count), alive=child.alive

@@ -1,10 +1,9 @@
 """One measured phase: a contender drains the shared backlog while CPU is sampled.
 
-Every phase of a run shares a :class:`Sitting` (broker, options, the backlog topic and the
-CPU sampler that watches the broker). A phase starts its contender, waits
-until it has written an output for every input (or, for transactional outputs, committed
-every input offset), reads the outputs' broker timestamps and reports, over the window
-between the first and the last output:
+Every phase of a run shares a :class:`Sitting` (broker, options, the backlog topic, the
+workload and the CPU sampler that watches the broker). A phase starts its contender, waits
+until it has written an output for every input, reads the outputs' broker timestamps and
+reports, over the window between the first and the last output:
 
 * ``records_per_s``: outputs / window (broker LogAppendTime);
 * ``process_cpu_s`` and ``process_cpu_s_per_1000``: the contender's user + system CPU in
@@ -35,6 +34,7 @@ from _common import (
     wait_for_messages,
 )
 from _cpu import CpuSampler, process_cpu_seconds
+from _workloads import Workload
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Sitting:
     args: argparse.Namespace
     rid: str
     input_topic: str
+    workload: Workload
     cpu: CpuSampler
     inputs: dict[tuple[int, int], int]
     """``(partition, offset) -> timestamp`` of every backlog message."""

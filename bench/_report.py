@@ -104,6 +104,25 @@ def ratios(summary: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, A
     return found
 
 
+def overhead(summary: dict[str, Any], backend: dict[str, Any], batches: list[Any]) -> Any:
+    """The worker's CPU per message beyond the backend's own time (us per message)."""
+    worker = summary.get("worker", {}).get("process_cpu_s_per_1000")
+    if worker is None:
+        return None
+    worker_us = worker * 1000.0
+    in_events = _median([b.get("backend_us_per_record") for b in batches if b])
+    own = backend.get("cpu_us_per_record")
+    return {
+        "worker_cpu_us_per_msg": round(worker_us, 2),
+        "backend_cpu_us_per_record_in_process": own,
+        "overhead_us_per_msg": None if own is None else round(worker_us - own, 2),
+        "backend_us_per_record_from_batch_metrics": in_events,
+        "overhead_us_per_msg_by_batch_metrics": (
+            None if in_events is None else round(worker_us - in_events, 2)
+        ),
+    }
+
+
 def _cell(value: Any, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -113,7 +132,7 @@ def _cell(value: Any, digits: int = 0) -> str:
 def print_table(result: dict[str, Any]) -> None:
     """The summary table, ratios and targets on stderr."""
     out = sys.stderr
-    print(f"\n{result['records']:,} records", file=out)
+    print(f"\nworkload {result['workload']}, {result['records']:,} records", file=out)
     head = f"{'phase':<14}{'rec/s':>10}  {'by round':<22}{'CPU s/1k':>10}{'broker s/1k':>13}"
     print(head + "  load 1-min", file=out)
     for name, row in result["summary"].items():
@@ -138,5 +157,14 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"{name:<28}{ratio['value']:>7.3f}  rounds {ratio['per_round']}"
             f"  target {ratio['target']}{verdict}",
+            file=out,
+        )
+    if result.get("overhead"):
+        o = result["overhead"]
+        print(
+            f"worker CPU {o['worker_cpu_us_per_msg']} us/msg - backend "
+            f"{o['backend_cpu_us_per_record_in_process']} us/record = overhead "
+            f"{o['overhead_us_per_msg']} us/msg (with the backend's time from batch_metrics, "
+            f"wall time in the executor thread: {o['overhead_us_per_msg_by_batch_metrics']})",
             file=out,
         )

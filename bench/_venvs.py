@@ -1,9 +1,15 @@
 """Virtual environments the benchmarks install for themselves, never project dependencies.
 
-Each contender that needs a library the project does not depend on (Quix Streams) gets
-its own venv ``bench/.venv-<name>`` (git-ignored), created with pip from PyPI on first use.
+Each contender that needs a library the project does not depend on gets its own venv
+``bench/.venv-<name>`` (git-ignored), created with pip from PyPI on first use:
+
+* ``.venv-quix``: Quix Streams
+
 A stamp file in the venv lists the requirements it was built with; a changed list installs
-again.
+again. Pipes that run a packflow backend (``--workload numpy`` / ``busy20us``) import the
+SDK from this tree, so their venvs also get the project's own dependencies and this tree
+installed in editable mode (``--no-deps``): ``packflow`` reads its version from the
+installed distribution's metadata.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +28,12 @@ REPO = BENCH.parent
 _STAMP = ".bench-requirements"
 
 
+def project_requirements() -> tuple[str, ...]:
+    """The ``[project] dependencies`` of this tree's pyproject.toml (the SDK and worker's)."""
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        return tuple(tomllib.load(handle)["project"]["dependencies"])
+
+
 @dataclass(frozen=True)
 class BenchVenv:
     """A bench-owned venv: its name, what pip installs into it, and one module to check."""
@@ -28,6 +41,8 @@ class BenchVenv:
     name: str
     requirements: tuple[str, ...]
     probe_module: str
+    with_this_tree: bool = False
+    """Also ``pip install --no-deps -e <this tree>`` (the SDK, as the pipes import it)."""
 
     @property
     def path(self) -> Path:
@@ -45,7 +60,8 @@ class BenchVenv:
         Returns the venv's interpreter. ``log`` (a callable taking one line) hears about an
         install. Raises ``subprocess.CalledProcessError`` when venv or pip fails.
         """
-        wanted = "\n".join(self.requirements) + "\n"
+        editable = ("--no-deps", "-e", str(REPO)) if self.with_this_tree else ()
+        wanted = "\n".join([*self.requirements, " ".join(editable)]) + "\n"
         stamp = self.path / _STAMP
         if self._ready() and stamp.is_file() and stamp.read_text() == wanted:
             return self.python
@@ -59,6 +75,12 @@ class BenchVenv:
             check=True,
             stdin=subprocess.DEVNULL,
         )
+        if editable:
+            subprocess.run(
+                [str(self.python), "-m", "pip", "install", "--quiet", *editable],
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
         stamp.write_text(wanted)
         return self.python
 
@@ -89,7 +111,9 @@ def pipe_env() -> dict[str, str]:
     return env
 
 
-QUIX = BenchVenv("quix", ("quixstreams>=3.0",), "quixstreams")
+QUIX = BenchVenv(
+    "quix", ("quixstreams>=3.0", *project_requirements()), "quixstreams", with_this_tree=True
+)
 
 
 def main_version(distribution: str) -> str:

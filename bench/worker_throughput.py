@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/worker_throughput.py                          # 200,000 records
     .venv/bin/python bench/worker_throughput.py --records 20000          # quick run
-    .venv/bin/python bench/worker_throughput.py --rounds 2           # two rounds
+    .venv/bin/python bench/worker_throughput.py --rounds 2 --workload numpy
 
 One sitting, one broker, one backlog of ``--records`` JSON records (~500 bytes) on a
 4-partition topic. Each round runs every phase below, each backlog contender reading the
@@ -11,7 +11,7 @@ contender always runs first (the latency phase, which needs the worker's rate, c
 round):
 
 ==========  ===============================================================================
-worker      ``packflow-worker`` (subprocess, CLI), the identity backend, at-least-once
+worker      ``packflow-worker`` (subprocess, CLI), the workload's backend, at-least-once
 best        the best aiokafka pipe (``_bare_pipe.py --pipelined``: batch API, acks awaited
             while the next batch is fetched, the worker's commit rule)
 bare        the plain aiokafka pipe (send, await every ack, commit, per fetch)
@@ -19,9 +19,12 @@ quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
 ==========  ===============================================================================
 
-Every phase reports records/s, its process's CPU seconds per 1,000 messages and the
-broker's CPU (``bench/_phase.py``); the summary holds the ratios issue 14 sets targets
-for. Progress and the summary table go to stderr, the JSON result to stdout (also
+``--workload`` picks the backend: ``identity``, ``numpy`` (the example anomaly scorer) or
+``busy20us`` (~20 us of Python per record, calibrated here and handed to every contender);
+the pipes run the same backend (``bench/_workloads.py``). Every phase reports records/s,
+its process's CPU seconds per 1,000 messages and the broker's CPU (``bench/_phase.py``);
+the summary holds the issue's ratios and the worker's CPU per message beyond the backend's
+own time. Progress and the summary table go to stderr, the JSON result to stdout (also
 saved to bench/results/). Nothing here asserts a time.
 """
 
@@ -48,7 +51,8 @@ from _contenders import pipe_phase, worker_phase
 from _cpu import CpuSampler, broker_pid
 from _latency import latency_phase
 from _phase import Sitting, load_1min
-from _report import latency_summary, print_table, ratios, summarise
+from _report import latency_summary, overhead, print_table, ratios, summarise
+from _workloads import WORKLOADS, Workload, backend_cost
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
 PHASES = ("worker", "best", "bare", "quix", "latency")
@@ -61,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=500, help="worker and pipes")
     parser.add_argument("--max-batch-wait-ms", type=int, default=20, help="worker and pipes")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every phase")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
     parser.add_argument(
         "--latency-seconds", type=float, default=20.0, help="cap on the latency run's length"
     )
@@ -128,6 +133,16 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
+def prepare_workload(workload: Workload) -> dict[str, Any]:
+    """Calibrate ``busy20us`` once here and hand its loop count to every contender."""
+    if workload.name != "busy20us":
+        return {}
+    import _busy
+
+    os.environ[_busy.LOOPS_ENV] = str(_busy.LOOPS)
+    return {"loops": _busy.LOOPS, "cpu_us_per_record": round(_busy.record_us(_busy.LOOPS), 2)}
+
+
 async def run_rounds(sitting: Sitting) -> list[dict[str, Any]]:
     """Every round of every phase, in rotating order."""
     rounds: list[dict[str, Any]] = []
@@ -145,41 +160,51 @@ async def run_rounds(sitting: Sitting) -> list[dict[str, Any]]:
 
 async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run every round on one broker and return the result document."""
-    rid = run_id()
+    rid, workload = run_id(), WORKLOADS[args.workload]
+    busy = prepare_workload(workload)
     input_topic = f"bench-{rid}-in"
     await create_topic(bootstrap, input_topic, args.partitions)
-    log(f"producing {args.records:,} records of ~{args.record_bytes} B ...")
+    log(f"producing {args.records:,} {workload.name} records of ~{args.record_bytes} B ...")
     seconds = await produce_records(
-        bootstrap, input_topic, args.records, record_bytes=args.record_bytes
+        bootstrap, input_topic, args.records, record_bytes=args.record_bytes, make=workload.make
     )
     inputs = await read_input_timestamps(bootstrap, input_topic)
+    sample = [workload.make(i, args.record_bytes) for i in range(min(args.records, 20_000))]
+    cost = backend_cost(workload, sample, args.max_batch_size)
+    log(f"backend alone: {cost['cpu_us_per_record']} us CPU per record (in this process)")
     pid = broker_pid(bootstrap)
     result: dict[str, Any] = {
         "bench": "worker_throughput",
+        "workload": workload.name,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         **{k: getattr(args, k) for k in ("records", "record_bytes", "partitions", "rounds")},
         **{k: getattr(args, k) for k in ("max_batch_size", "max_batch_wait_ms")},
         "cpu_count": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "backlog_produce_rate_per_s": round(args.records / seconds),
+        "backend_cost": cost,
         "broker_pid": pid,
+        **({"busy20us": busy} if busy else {}),
     }
     try:
         async with CpuSampler({"broker": pid} if pid else {}) as cpu:
-            sitting = Sitting(bootstrap, args, rid, input_topic, cpu, inputs)
+            sitting = Sitting(bootstrap, args, rid, input_topic, workload, cpu, inputs)
             result["rounds"] = await run_rounds(sitting)
     finally:
         await delete_topics(bootstrap, [input_topic])
     result["summary"] = summarise(result["rounds"])
     result["ratios"] = ratios(result["summary"], result["rounds"])
     result["latency"] = latency_summary(result["rounds"])
+    batches = [r["phases"].get("worker", {}).get("batches") for r in result["rounds"]]
+    result["overhead"] = overhead(result["summary"], cost, batches)
     print_table(result)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    return run_and_save("worker_throughput", bench, parse_args(argv))
+    args = parse_args(argv)
+    return run_and_save(f"worker_throughput-{args.workload}", bench, args)
 
 
 if __name__ == "__main__":
