@@ -6,6 +6,7 @@ phase      contender
 worker     ``packflow-worker`` (subprocess, CLI), at-least-once
 best       ``_bare_pipe.py --pipelined``: the best aiokafka pipe
 bare       ``_bare_pipe.py``: send, await acks, commit, per fetch
+confluent  ``_confluent_pipe.py`` in ``bench/.venv-confluent`` (librdkafka)
 quix       ``_quix_pipe.py`` in ``bench/.venv-quix`` (Quix Streams)
 =========  ===========================================================================
 
@@ -21,7 +22,7 @@ from typing import Any
 from _child import Child
 from _common import BENCH, create_topic, delete_topics, latencies, log
 from _phase import Sitting, measure_drain
-from _venvs import QUIX, main_version, pipe_env
+from _venvs import CONFLUENT, QUIX, main_version, pipe_env
 from _worker_process import WorkerRun, summarise_batches
 
 
@@ -100,17 +101,21 @@ def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[li
         pipelined = ["--pipelined"] if kind == "best" else []
         command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count, *pipelined]
         return command, f"aiokafka {main_version('aiokafka')}"
-    venv, script, dist = QUIX, "_quix_pipe.py", "quixstreams"
+    venv, script, dist = {
+        "confluent": (CONFLUENT, "_confluent_pipe.py", "confluent-kafka"),
+        "quix": (QUIX, "_quix_pipe.py", "quixstreams"),
+    }[kind]
     try:
         venv.ensure(log)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise RuntimeError(f"could not install {venv.requirements[0]}: {exc}") from exc
-    command = [str(venv.python), str(BENCH / script), *argv]  # runs until stopped
+    # Quix Streams runs until stopped; the others stop after --count records.
+    command = [str(venv.python), str(BENCH / script), *argv, *([] if kind == "quix" else count)]
     return command, f"{dist} {venv.version(dist)}"
 
 
 async def pipe_phase(sitting: Sitting, round_no: int, kind: str) -> dict[str, Any]:
-    """A reference pipe drains the backlog: ``kind`` is best, bare or quix."""
+    """A reference pipe drains the backlog: ``kind`` is best, bare, confluent or quix."""
     out = await sitting.output_topic(sitting.topic(kind, round_no, "out"))
     try:
         command, library = _pipe_command(sitting, kind, sitting.group(kind, round_no), out)

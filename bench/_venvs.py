@@ -4,6 +4,7 @@ Each contender that needs a library the project does not depend on gets its own 
 ``bench/.venv-<name>`` (git-ignored), created with pip from PyPI on first use:
 
 * ``.venv-quix``: Quix Streams
+* ``.venv-confluent``: confluent-kafka
 
 A stamp file in the venv lists the requirements it was built with; a changed list installs
 again. Pipes that run a packflow backend (``--workload numpy`` / ``busy20us``) import the
@@ -113,6 +114,12 @@ def pipe_env() -> dict[str, str]:
 
 QUIX = BenchVenv(
     "quix", ("quixstreams>=3.0", *project_requirements()), "quixstreams", with_this_tree=True
+)
+CONFLUENT = BenchVenv(
+    "confluent",
+    ("confluent-kafka>=2.4", *project_requirements()),
+    "confluent_kafka",
+    with_this_tree=True,
 )
 
 

@@ -15,6 +15,8 @@ worker      ``packflow-worker`` (subprocess, CLI), the workload's backend, at-le
 best        the best aiokafka pipe (``_bare_pipe.py --pipelined``: batch API, acks awaited
             while the next batch is fetched, the worker's commit rule)
 bare        the plain aiokafka pipe (send, await every ack, commit, per fetch)
+confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
+            (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
 quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
 ==========  ===============================================================================
@@ -55,7 +57,7 @@ from _report import latency_summary, overhead, print_table, ratios, summarise
 from _workloads import WORKLOADS, Workload, backend_cost
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
-PHASES = ("worker", "best", "bare", "quix", "latency")
+PHASES = ("worker", "best", "bare", "confluent", "quix", "latency")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
