@@ -10,7 +10,8 @@ confluent  ``_confluent_pipe.py`` in ``bench/.venv-confluent`` (librdkafka)
 quix       ``_quix_pipe.py`` in ``bench/.venv-quix`` (Quix Streams)
 =========  ===========================================================================
 
-Each reads the same backlog with its own consumer group and writes its own output topic.
+Each reads the same backlog with its own consumer group and writes its own output topic
+(the `perf` phase, Kafka's own tools, is in ``_kafka_perf.py``).
 """
 
 from __future__ import annotations

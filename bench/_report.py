@@ -1,8 +1,8 @@
 """The throughput bench's summary: medians over rounds, the issue's ratios and targets, a table.
 
-Rows are the backlog phases. Each row holds the median over rounds of records/s, of the
-process's CPU seconds per 1,000 messages and of the broker's, and the 1-minute load
-averages seen.
+Rows are the backlog phases plus ``perf_producer`` / ``perf_consumer`` (the ``perf`` phase's
+two tools). Each row holds the median over rounds of records/s, of the process's CPU
+seconds per 1,000 messages and of the broker's, and the 1-minute load averages seen.
 Ratios come from those medians; ``per_round`` beside them pairs phases of the same round.
 """
 
@@ -26,17 +26,22 @@ RATIOS: list[tuple[str, str, str, str, str, Any]] = [
         "<= 0.667",
         lambda v: v <= 2 / 3,
     ),
+    ("worker_over_perf_consumer", "worker", "perf_consumer", "records_per_s", "-", None),
 ]
 COLUMNS = ("records_per_s", "process_cpu_s_per_1000", "broker_cpu_s_per_1000")
 
 
 def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One round's backlog phase results as table rows."""
-    return {
-        name: result
-        for name, result in phases.items()
-        if name != "latency" and isinstance(result, dict) and "error" not in result
-    }
+    """One round's phase results as table rows (``perf`` split into its two tools)."""
+    rows = {}
+    for name, result in phases.items():
+        if name == "perf":
+            for tool in ("producer", "consumer"):
+                if isinstance(result.get(tool), dict):
+                    rows[f"perf_{tool}"] = {**result[tool], "load_1min": result.get("load_1min")}
+        elif name != "latency" and isinstance(result, dict) and "error" not in result:
+            rows[name] = result
+    return rows
 
 
 def _median(values: list[Any]) -> float | None:

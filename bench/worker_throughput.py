@@ -18,6 +18,7 @@ bare        the plain aiokafka pipe (send, await every ack, commit, per fetch)
 confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
             (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
 quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
+perf        the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
 ==========  ===============================================================================
 
@@ -51,13 +52,14 @@ from _common import (
 )
 from _contenders import pipe_phase, worker_phase
 from _cpu import CpuSampler, broker_pid
+from _kafka_perf import perf_phase
 from _latency import latency_phase
 from _phase import Sitting, load_1min
 from _report import latency_summary, overhead, print_table, ratios, summarise
 from _workloads import WORKLOADS, Workload, backend_cost
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
-PHASES = ("worker", "best", "bare", "confluent", "quix", "latency")
+PHASES = ("worker", "best", "bare", "confluent", "quix", "perf", "latency")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,6 +111,8 @@ async def run_phase(
     try:
         if name == "worker":
             result = await worker_phase(sitting, round_no)
+        elif name == "perf":
+            result = await perf_phase(sitting, round_no)
         elif name == "latency":
             rate = sitting.args.latency_rate or statistics.median(worker_rates) / 2
             result = await latency_phase(sitting, round_no, rate)
@@ -125,6 +129,8 @@ def describe(result: dict[str, Any]) -> str:
     """One progress line of a phase's figures."""
     if "error" in result:
         return f"FAILED: {result['error'].splitlines()[0]}"
+    if "producer" in result:
+        return f"producer {describe(result['producer'])}; consumer {describe(result['consumer'])}"
     if "latency" in result:
         lat = result["latency"]
         return f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms"
