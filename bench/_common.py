@@ -220,6 +220,39 @@ async def wait_for_messages(
         await consumer.stop()
 
 
+async def wait_for_commits(
+    bootstrap: str, group: str, topic: str, deadline_s: float, *, alive: Any = None
+) -> None:
+    """Poll until ``group`` has committed the end offset of every partition of ``topic``.
+
+    For outputs written in transactions, whose end offsets also count commit markers.
+    ``alive`` and the deadline as in :func:`wait_for_messages`.
+    """
+    consumer = AIOKafkaConsumer(**connect(bootstrap))
+    admin = AIOKafkaAdminClient(**connect(bootstrap))
+    await consumer.start()
+    await admin.start()
+    try:
+        deadline = time.monotonic() + deadline_s
+        ends = await consumer.end_offsets(partitions(topic))
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = sum(
+                max(0, end - (committed[tp].offset if tp in committed else 0))
+                for tp, end in ends.items()
+            )
+            if behind == 0:
+                return
+            if alive is not None and not alive():
+                raise RuntimeError(f"process under test died; {behind} messages not committed")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{behind} messages not committed after {deadline_s:.0f} s")
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
 @dataclass
 class TopicDump:
     """Timestamps (ms) of a topic's messages, and their source positions when they have one."""
@@ -229,8 +262,13 @@ class TopicDump:
 
 
 async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every message currently in ``topic``, partition by partition as fetched."""
-    consumer = AIOKafkaConsumer(**connect(bootstrap), enable_auto_commit=False, **CONSUMER_OPTIONS)
+    """Every committed message currently in ``topic``, partition by partition as fetched."""
+    consumer = AIOKafkaConsumer(
+        **connect(bootstrap),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **CONSUMER_OPTIONS,
+    )
     await consumer.start()
     try:
         tps = partitions(topic)
@@ -240,10 +278,13 @@ async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, recs in batches.items():
+            for recs in batches.values():
                 for rec in recs:
                     yield rec
-                if recs and recs[-1].offset + 1 >= ends[tp]:
+            # By position, not by the last record's offset: a transactional topic ends with
+            # commit markers, which take offsets and are never returned.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()

@@ -4,6 +4,7 @@
 phase      contender
 =========  ===========================================================================
 worker     ``packflow-worker`` (subprocess, CLI), at-least-once
+eos        the same with ``--delivery exactly-once``
 best       ``_bare_pipe.py --pipelined``: the best aiokafka pipe
 bare       ``_bare_pipe.py``: send, await acks, commit, per fetch
 confluent  ``_confluent_pipe.py`` in ``bench/.venv-confluent`` (librdkafka)
@@ -38,12 +39,15 @@ def batch_args(sitting: Sitting) -> list[str]:
     ]
 
 
-async def worker_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
-    """The worker drains the backlog."""
-    phase = "worker"
+async def worker_phase(
+    sitting: Sitting, round_no: int, *, exactly_once: bool = False
+) -> dict[str, Any]:
+    """The worker drains the backlog (``exactly_once``: the ``eos`` phase)."""
+    phase = "eos" if exactly_once else "worker"
     out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     dlq = sitting.topic(phase, round_no, "dlq")
     await create_topic(sitting.bootstrap, dlq, 1)
+    delivery = ["--delivery", "exactly-once"] if exactly_once else []
     worker = WorkerRun(
         sitting.bootstrap,
         sitting.input_topic,
@@ -51,7 +55,7 @@ async def worker_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
         dlq,
         sitting.group(phase, round_no),
         sitting.log_path(phase, round_no),
-        extra_args=batch_args(sitting),
+        extra_args=[*batch_args(sitting), *delivery],
         backend_args=sitting.workload.worker_args,
     )
     try:
@@ -62,7 +66,8 @@ async def worker_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
                 phase,
                 child,
                 out,
-                extra_topics=(dlq,),
+                extra_topics=() if exactly_once else (dlq,),
+                commit_group=worker.group_id if exactly_once else None,
                 with_sources=True,
             )
         finally:

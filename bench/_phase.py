@@ -2,8 +2,9 @@
 
 Every phase of a run shares a :class:`Sitting` (broker, options, the backlog topic, the
 workload and the CPU sampler that watches the broker). A phase starts its contender, waits
-until it has written an output for every input, reads the outputs' broker timestamps and
-reports, over the window between the first and the last output:
+until it has written an output for every input (or, for outputs in transactions, has
+committed every input offset), reads the outputs' broker timestamps and reports, over the
+window between the first and the last output:
 
 * ``records_per_s``: outputs / window (broker LogAppendTime);
 * ``process_cpu_s`` and ``process_cpu_s_per_1000``: the contender's user + system CPU in
@@ -31,6 +32,7 @@ from _common import (
     create_topic,
     read_topic,
     throughput,
+    wait_for_commits,
     wait_for_messages,
 )
 from _cpu import CpuSampler, process_cpu_seconds
@@ -117,24 +119,36 @@ async def measure_drain(
     output: str,
     *,
     extra_topics: tuple[str, ...] = (),
+    commit_group: str | None = None,
     with_sources: bool = False,
 ) -> tuple[dict[str, Any], TopicDump]:
     """Watch ``child`` until it has drained the backlog into ``output``; its figures.
 
-    Done is every backlog message out in ``output`` and ``extra_topics`` together. Raises
-    ``RuntimeError`` with the contender's log tail when it dies or misses the deadline.
+    Done is every backlog message out in ``output`` and ``extra_topics`` together, or, with
+    ``commit_group``, that group's committed offsets at the end of the backlog (outputs in
+    transactions, whose markers take offsets). Raises ``RuntimeError`` with the contender's
+    log tail when it dies or misses the deadline.
     """
     records = sitting.args.records
     started, t0 = time.time(), time.monotonic()
     sitting.cpu.watch(name, child.pid)
     try:
-        await wait_for_messages(
-            sitting.bootstrap,
-            [output, *extra_topics],
-            records,
-            deadline_for(records),
-            alive=child.ok,
-        )
+        if commit_group is not None:
+            await wait_for_commits(
+                sitting.bootstrap,
+                commit_group,
+                sitting.input_topic,
+                deadline_for(records),
+                alive=child.ok,
+            )
+        else:
+            await wait_for_messages(
+                sitting.bootstrap,
+                [output, *extra_topics],
+                records,
+                deadline_for(records),
+                alive=child.ok,
+            )
     except (TimeoutError, RuntimeError) as exc:
         raise RuntimeError(f"{name} failed: {exc}\n{child.log_tail()}") from exc
     finally:

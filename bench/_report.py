@@ -26,6 +26,7 @@ RATIOS: list[tuple[str, str, str, str, str, Any]] = [
         "<= 0.667",
         lambda v: v <= 2 / 3,
     ),
+    ("eos_over_alo", "eos", "worker", "records_per_s", ">= 0.5", lambda v: v >= 0.5),
     ("worker_over_perf_consumer", "worker", "perf_consumer", "records_per_s", "-", None),
 ]
 COLUMNS = ("records_per_s", "process_cpu_s_per_1000", "broker_cpu_s_per_1000")

@@ -19,6 +19,7 @@ confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
             (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
 quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
 perf        the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
+eos         the worker with ``--delivery exactly-once``
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
 ==========  ===============================================================================
 
@@ -59,7 +60,7 @@ from _report import latency_summary, overhead, print_table, ratios, summarise
 from _workloads import WORKLOADS, Workload, backend_cost
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
-PHASES = ("worker", "best", "bare", "confluent", "quix", "perf", "latency")
+PHASES = ("worker", "best", "bare", "confluent", "quix", "perf", "eos", "latency")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,8 +110,8 @@ async def run_phase(
     log(f"round {round_no}: {name} (load {load_1min():.2f}) ...")
     load_start = load_1min()
     try:
-        if name == "worker":
-            result = await worker_phase(sitting, round_no)
+        if name in ("worker", "eos"):
+            result = await worker_phase(sitting, round_no, exactly_once=name == "eos")
         elif name == "perf":
             result = await perf_phase(sitting, round_no)
         elif name == "latency":
