@@ -5,6 +5,7 @@ Each contender that needs a library the project does not depend on gets its own 
 
 * ``.venv-quix``: Quix Streams
 * ``.venv-confluent``: confluent-kafka
+* ``.venv-tools``: py-spy, for ``profile_worker.py``
 
 A stamp file in the venv lists the requirements it was built with; a changed list installs
 again. Pipes that run a packflow backend (``--workload numpy`` / ``busy20us``) import the
@@ -54,6 +55,10 @@ class BenchVenv:
     def python(self) -> Path:
         """The venv's interpreter."""
         return self.path / "bin" / "python"
+
+    def executable(self, name: str) -> Path:
+        """A console script installed in the venv (``py-spy``)."""
+        return self.path / "bin" / name
 
     def ensure(self, log: Callable[[str], None] | None = None) -> Path:
         """Create the venv and install its requirements unless it already holds them.
@@ -121,6 +126,7 @@ CONFLUENT = BenchVenv(
     "confluent_kafka",
     with_this_tree=True,
 )
+TOOLS = BenchVenv("tools", ("py-spy>=0.3.14",), "sys")
 
 
 def main_version(distribution: str) -> str:
