@@ -8,8 +8,9 @@ options (``_common.PRODUCER_OPTIONS`` / ``CONSUMER_OPTIONS``) and batch size. Tw
   partition (``create_batch``/``send_batch``) while the next fetch runs; an acknowledgement
   task awaits each fetch's deliveries and commits its offsets, in order (the worker's rule).
 
-Outputs keep the input's key and headers, plus the source header, on partition ``input
-partition % output partitions``. With ``--workload identity`` the values are forwarded
+Outputs keep the input's key and headers, plus the source header; the best pipe writes them
+to partition ``input partition % output partitions`` (as the worker), the bare one lets the
+key choose. With ``--workload identity`` the values are forwarded
 untouched (no decoding: only what any correct at-least-once pipe must do); other workloads
 decode each fetch, run the worker's backend on it once and encode the outputs
 (``_workloads.apply_batch``). Stops after ``--count`` records (or on SIGTERM).
