@@ -74,20 +74,23 @@ def start_py_spy(args: argparse.Namespace, pid: int, raw: Path) -> subprocess.Po
     argv += ["--nonblocking"] if args.nonblocking else []
     argv += ["--native"] if args.native else []
     argv += ["--gil"] if args.gil else []
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its banner goes to stdout, which carries this script's JSON: both into one pipe.
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def stop_py_spy(spy: subprocess.Popen[bytes], raw: Path) -> list[str]:
-    """SIGINT py-spy (it writes ``raw`` then) and return its last lines on stderr; raises
+    """SIGINT py-spy (it writes ``raw`` then) and return its last lines of output; raises
     ``RuntimeError`` with them when it wrote nothing (no ptrace permission, say)."""
     if spy.poll() is None:
         spy.send_signal(signal.SIGINT)
     try:
-        _, err = spy.communicate(timeout=60)
+        said_bytes, _ = spy.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         spy.kill()
-        _, err = spy.communicate()
-    said = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        said_bytes, _ = spy.communicate()
+    said = [line for line in said_bytes.decode(errors="replace").splitlines() if line.strip()]
     if not raw.exists():
         raise RuntimeError(f"py-spy wrote no profile (exit {spy.returncode}): {said[-3:]}")
     return said[-3:]
