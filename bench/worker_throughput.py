@@ -198,13 +198,13 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with CpuSampler({"broker": pid} if pid else {}) as cpu:
             sitting = Sitting(bootstrap, args, rid, input_topic, workload, cpu, inputs)
-            result["rounds"] = await run_rounds(sitting)
+            result["by_round"] = await run_rounds(sitting)
     finally:
         await delete_topics(bootstrap, [input_topic])
-    result["summary"] = summarise(result["rounds"])
-    result["ratios"] = ratios(result["summary"], result["rounds"])
-    result["latency"] = latency_summary(result["rounds"])
-    batches = [r["phases"].get("worker", {}).get("batches") for r in result["rounds"]]
+    result["summary"] = summarise(result["by_round"])
+    result["ratios"] = ratios(result["summary"], result["by_round"])
+    result["latency"] = latency_summary(result["by_round"])
+    batches = [r["phases"].get("worker", {}).get("batches") for r in result["by_round"]]
     result["overhead"] = overhead(result["summary"], cost, batches)
     print_table(result)
     return result
