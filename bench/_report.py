@@ -117,7 +117,8 @@ def overhead(summary: dict[str, Any], backend: dict[str, Any], batches: list[Any
     if worker is None:
         return None
     worker_us = worker * 1000.0
-    in_events = _median([b.get("backend_us_per_record") for b in batches if b])
+    median = _median([b.get("backend_us_per_record") for b in batches if b])
+    in_events = None if median is None else round(median, 2)
     own = backend.get("cpu_us_per_record")
     return {
         "worker_cpu_us_per_msg": round(worker_us, 2),
