@@ -30,16 +30,15 @@ from _worker_process import WorkerRun
 WARMUP_RECORDS = 200
 
 
-async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[str, Any]:
-    """A caught-up worker fed at ``rate`` records/s."""
+async def _latency_worker(sitting: Sitting, round_no: int) -> WorkerRun:
+    """Create the phase's own input, output and dead-letter topics; the worker that reads
+    them (not started)."""
     args, bootstrap = sitting.args, sitting.bootstrap
-    rate = max(100.0, rate)
-    count = int(min(args.records, rate * args.latency_seconds))
     inp, out, dlq = (sitting.topic("lat", round_no, x) for x in ("in", "out", "dlq"))
     await create_topic(bootstrap, inp, args.partitions)
     await create_topic(bootstrap, out, args.partitions, log_append_time=True)
     await create_topic(bootstrap, dlq, 1)
-    worker = WorkerRun(
+    return WorkerRun(
         bootstrap,
         inp,
         out,
@@ -49,6 +48,15 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         extra_args=batch_args(sitting),
         backend_args=sitting.workload.worker_args,
     )
+
+
+async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[str, Any]:
+    """A caught-up worker fed at ``rate`` records/s."""
+    args, bootstrap = sitting.args, sitting.bootstrap
+    rate = max(100.0, rate)
+    count = int(min(args.records, rate * args.latency_seconds))
+    worker = await _latency_worker(sitting, round_no)
+    inp, out, dlq = worker.input_topic, worker.output_topic, worker.dlq_topic
     make, size = sitting.workload.make, args.record_bytes
     log(f"latency: {count:,} records at {rate:,.0f}/s ...")
     child = worker.start()
