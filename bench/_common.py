@@ -10,17 +10,16 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _records import make_record
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
@@ -29,6 +28,8 @@ from worker.clients import connection_options
 from worker.connection_settings import ConnectionSettings
 from worker.pipeline import source_of
 
+#: ``make(i, size)``: the JSON value of input record ``i`` (bench/_records.py).
+RecordMaker = Callable[[int, int], bytes]
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
@@ -114,24 +115,17 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
             await admin.close()
 
 
-def make_record(i: int, size: int = 500) -> bytes:
-    """A JSON object of about ``size`` bytes: a few typed fields plus padding."""
-    head = {
-        "id": i,
-        "device": f"dev-{i % 1000:04d}",
-        "site": ["north", "south", "east", "west"][i % 4],
-        "values": [round((i * 7919 + k * 104729) % 10007 / 97.0, 3) for k in range(8)],
-        "ok": i % 17 != 0,
-    }
-    base = json.dumps(head, separators=(",", ":"))
-    pad = max(0, size - len(base) - len(',"note":""'))
-    return (base[:-1] + ',"note":"' + "x" * pad + '"}').encode()
-
-
 async def produce_records(
-    bootstrap: str, topic: str, count: int, *, record_bytes: int = 500, start: int = 0
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    record_bytes: int = 500,
+    start: int = 0,
+    make: RecordMaker = make_record,
 ) -> float:
-    """Produce ``count`` records as fast as the client goes; return the seconds it took."""
+    """Produce ``count`` records (``make(i, record_bytes)``) as fast as the client goes;
+    return the seconds it took."""
     producer = AIOKafkaProducer(
         **connect(bootstrap), acks=1, linger_ms=20, max_batch_size=512 * 1024
     )
@@ -140,9 +134,7 @@ async def produce_records(
     try:
         chunk: list[asyncio.Future[Any]] = []
         for i in range(start, start + count):
-            chunk.append(
-                await producer.send(topic, make_record(i, record_bytes), key=str(i).encode())
-            )
+            chunk.append(await producer.send(topic, make(i, record_bytes), key=str(i).encode()))
             if len(chunk) >= 20_000:
                 await asyncio.gather(*chunk)
                 chunk = []
@@ -153,14 +145,20 @@ async def produce_records(
 
 
 async def produce_at_rate(
-    bootstrap: str, topic: str, count: int, rate: float, *, record_bytes: int = 500
+    bootstrap: str,
+    topic: str,
+    count: int,
+    rate: float,
+    *,
+    record_bytes: int = 500,
+    make: RecordMaker = make_record,
 ) -> float:
     """Produce ``count`` records at ``rate`` per second, smoothly; return the achieved rate.
 
     Every 2 ms the records that are due go to the client without waiting for their
     deliveries (waiting would turn the load into bursts); the client batches them.
     """
-    pool = [make_record(i, record_bytes) for i in range(1024)]
+    pool = [make(i, record_bytes) for i in range(1024)]
     keys = [str(i).encode() for i in range(1024)]
     producer = AIOKafkaProducer(
         **connect(bootstrap), acks=1, linger_ms=1, max_batch_size=256 * 1024
@@ -222,6 +220,39 @@ async def wait_for_messages(
         await consumer.stop()
 
 
+async def wait_for_commits(
+    bootstrap: str, group: str, topic: str, deadline_s: float, *, alive: Any = None
+) -> None:
+    """Poll until ``group`` has committed the end offset of every partition of ``topic``.
+
+    For outputs written in transactions, whose end offsets also count commit markers.
+    ``alive`` and the deadline as in :func:`wait_for_messages`.
+    """
+    consumer = AIOKafkaConsumer(**connect(bootstrap))
+    admin = AIOKafkaAdminClient(**connect(bootstrap))
+    await consumer.start()
+    await admin.start()
+    try:
+        deadline = time.monotonic() + deadline_s
+        ends = await consumer.end_offsets(partitions(topic))
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = sum(
+                max(0, end - (committed[tp].offset if tp in committed else 0))
+                for tp, end in ends.items()
+            )
+            if behind == 0:
+                return
+            if alive is not None and not alive():
+                raise RuntimeError(f"process under test died; {behind} messages not committed")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{behind} messages not committed after {deadline_s:.0f} s")
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
 @dataclass
 class TopicDump:
     """Timestamps (ms) of a topic's messages, and their source positions when they have one."""
@@ -231,8 +262,13 @@ class TopicDump:
 
 
 async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every message currently in ``topic``, partition by partition as fetched."""
-    consumer = AIOKafkaConsumer(**connect(bootstrap), enable_auto_commit=False, **CONSUMER_OPTIONS)
+    """Every committed message currently in ``topic``, partition by partition as fetched."""
+    consumer = AIOKafkaConsumer(
+        **connect(bootstrap),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **CONSUMER_OPTIONS,
+    )
     await consumer.start()
     try:
         tps = partitions(topic)
@@ -242,10 +278,13 @@ async def _read_all(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, recs in batches.items():
+            for recs in batches.values():
                 for rec in recs:
                     yield rec
-                if recs and recs[-1].offset + 1 >= ends[tp]:
+            # By position, not by the last record's offset: a transactional topic ends with
+            # commit markers, which take offsets and are never returned.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
@@ -292,121 +331,17 @@ def latencies(
     arr = np.asarray(values, dtype=np.float64)
     return {
         "count": len(values),
-        "p50_ms": float(np.percentile(arr, 50)),
-        "p90_ms": float(np.percentile(arr, 90)),
-        "p99_ms": float(np.percentile(arr, 99)),
-        "max_ms": float(arr.max()),
+        "p50_ms": round_ms(float(np.percentile(arr, 50))),
+        "p90_ms": round_ms(float(np.percentile(arr, 90))),
+        "p99_ms": round_ms(float(np.percentile(arr, 99))),
+        "max_ms": round_ms(float(arr.max())),
     }
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (0.0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class WorkerRun:
-    """A ``packflow-worker`` subprocess running the bench's identity backend."""
-
-    bootstrap: str
-    input_topic: str
-    output_topic: str
-    dlq_topic: str
-    group_id: str
-    log_path: Path
-    extra_args: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the worker (``--health-port 0``); its stdout and stderr go to ``log_path``."""
-        script = Path(sys.executable).parent / "packflow-worker"
-        base = [str(script)] if script.exists() else [sys.executable, "-m", "worker"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PACKFLOW_")}
-        env.update(
-            PACKFLOW_BOOTSTRAP_SERVERS=self.bootstrap,
-            PACKFLOW_INPUT_TOPIC=self.input_topic,
-            PACKFLOW_OUTPUT_TOPIC=self.output_topic,
-            PACKFLOW_DLQ_TOPIC=self.dlq_topic,
-            PACKFLOW_GROUP_ID=self.group_id,
-            PACKFLOW_LOG_LEVEL="INFO",  # batch_metrics events are INFO
-        )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
-                [
-                    *base,
-                    "--backend",
-                    "identity_backend:Backend",
-                    "--loader",
-                    "local",
-                    "--health-port",
-                    "0",
-                    *self.extra_args,
-                ],
-                cwd=BENCH,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds the worker has used so far (from /proc/<pid>/stat)."""
-        assert self.proc is not None
-        return process_cpu_seconds(self.proc.pid)
-
-    def alive(self) -> bool:
-        """Tell whether the worker process is still running."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM the worker and return its exit code (SIGKILL after ``timeout``)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def batch_metrics(self) -> list[dict[str, Any]]:
-        """The ``batch_metrics`` events the worker logged."""
-        events = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if '"batch_metrics"' not in line:
-                continue
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-        return events
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines of the worker's log, for error messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def summarise_batches(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean batch size and mean per-step milliseconds over the worker's metric events."""
-    if not events:
-        return {"batches": 0}
-    steps: dict[str, list[float]] = {}
-    for e in events:
-        for name, ms in (e.get("steps_ms") or {}).items():
-            if isinstance(ms, int | float):
-                steps.setdefault(name, []).append(float(ms))
-    return {
-        "batches": len(events),
-        "mean_batch_size": round(float(np.mean([e.get("batch_size", 0) for e in events])), 1),
-        "dead_letters": int(sum(e.get("dead_letters", 0) for e in events)),
-        "mean_steps_ms": {k: round(float(np.mean(v)), 3) for k, v in steps.items()},
-    }
+def round_ms(ms: float) -> float:
+    """Milliseconds to 0.1 ms: what a latency figure is printed and saved with (a
+    percentile of integer milliseconds printed as "118.01000000000931 ms" before)."""
+    return round(ms, 1)
 
 
 def add_backlog_arguments(parser: argparse.ArgumentParser, *, records: int) -> None:
@@ -421,7 +356,7 @@ def add_backlog_arguments(parser: argparse.ArgumentParser, *, records: int) -> N
 
 def run_and_save(
     name: str,
-    bench: Callable[[str, argparse.Namespace], Awaitable[dict[str, Any]]],
+    bench: Callable[[str, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
     args: argparse.Namespace,
 ) -> int:
     """Run ``bench`` on ``--bootstrap-servers`` or a local broker, save its result; exit code."""

@@ -1,24 +1,30 @@
-"""The identity pipeline on Quix Streams, for reference (runs in bench/.venv-quix only).
+"""The bench's pipeline on Quix Streams, for reference (runs in bench/.venv-quix only).
 
-JSON in, the same JSON out, one output per input, Quix's default at-least-once
-checkpointing. Run by ``worker_throughput.py`` as a subprocess; it stops on SIGTERM.
+JSON in, one JSON output per input, Quix's default at-least-once checkpointing and producer
+settings (idempotent, librdkafka's acks=all and linger 5 ms). With ``--workload identity``
+the record goes out as it came; other workloads run the worker's backend on it. Quix
+Streams has no batch step, so the backend is called once per record. Run by
+``worker_throughput.py`` as a subprocess; it stops on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from _workloads import WORKLOADS
 from quixstreams import Application
 
 
 def main() -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--input-topic", required=True)
     parser.add_argument("--output-topic", required=True)
     parser.add_argument("--group-id", required=True)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
     args = parser.parse_args()
+    backend = WORKLOADS[args.workload].pipe_backend()
     app = Application(
         broker_address=args.bootstrap,
         consumer_group=args.group_id,
@@ -28,7 +34,10 @@ def main() -> int:
     )
     source = app.topic(args.input_topic, value_deserializer="json")
     sink = app.topic(args.output_topic, value_serializer="json")
-    app.dataframe(source).to_topic(sink)
+    frame = app.dataframe(source)
+    if backend is not None:
+        frame = frame.apply(backend)
+    frame.to_topic(sink)
     app.run()
     return 0
 

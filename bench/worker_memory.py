@@ -23,7 +23,6 @@ from typing import Any
 
 from _common import (
     BENCH,
-    WorkerRun,
     add_backlog_arguments,
     create_topic,
     delete_topics,
@@ -32,10 +31,10 @@ from _common import (
     read_topic,
     run_and_save,
     run_id,
-    summarise_batches,
     throughput,
     wait_for_messages,
 )
+from _worker_process import WorkerRun, summarise_batches
 
 
 def proc_status_kb(pid: int) -> dict[str, int]:
@@ -83,8 +82,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
         samples: list[tuple[float, int, int]] = []
         stop = asyncio.Event()
         worker.start()
-        assert worker.proc is not None
-        sampler = asyncio.create_task(sample_memory(worker.proc.pid, samples, stop))
+        sampler = asyncio.create_task(sample_memory(worker.pid, samples, stop))
         t0 = time.monotonic()
         try:
             await wait_for_messages(
@@ -95,7 +93,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
                 alive=worker.alive,
             )
             wall = time.monotonic() - t0
-            final = proc_status_kb(worker.proc.pid)
+            final = proc_status_kb(worker.pid)
         except (TimeoutError, RuntimeError) as exc:
             raise RuntimeError(f"worker failed: {exc}\n{worker.log_tail()}") from exc
         finally:

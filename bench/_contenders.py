@@ -1,0 +1,136 @@
+"""The backlog contenders: how each is started on the shared backlog, and its extra figures.
+
+=========  ===========================================================================
+phase      contender
+=========  ===========================================================================
+worker     ``packflow-worker`` (subprocess, CLI), at-least-once
+eos        the same with ``--delivery exactly-once``
+best       ``_bare_pipe.py --pipelined``: the best aiokafka pipe
+bare       ``_bare_pipe.py``: send, await acks, commit, per fetch
+confluent  ``_confluent_pipe.py`` in ``bench/.venv-confluent`` (librdkafka)
+quix       ``_quix_pipe.py`` in ``bench/.venv-quix`` (Quix Streams)
+=========  ===========================================================================
+
+Each reads the same backlog with its own consumer group and writes its own output topic
+(the `perf` phase, Kafka's own tools, is in ``_kafka_perf.py``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from _child import Child
+from _common import BENCH, create_topic, delete_topics, latencies, log
+from _phase import Sitting, measure_drain
+from _venvs import CONFLUENT, QUIX, main_version, pipe_env
+from _worker_process import WorkerRun, summarise_batches
+
+
+def batch_args(sitting: Sitting) -> list[str]:
+    """The batch options the worker and every pipe run with."""
+    args = sitting.args
+    return [
+        "--max-batch-size",
+        str(args.max_batch_size),
+        "--max-batch-wait-ms",
+        str(args.max_batch_wait_ms),
+    ]
+
+
+async def worker_phase(
+    sitting: Sitting, round_no: int, *, exactly_once: bool = False
+) -> dict[str, Any]:
+    """The worker drains the backlog (``exactly_once``: the ``eos`` phase)."""
+    phase = "eos" if exactly_once else "worker"
+    out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
+    dlq = sitting.topic(phase, round_no, "dlq")
+    await create_topic(sitting.bootstrap, dlq, 1)
+    delivery = ["--delivery", "exactly-once"] if exactly_once else []
+    worker = WorkerRun(
+        sitting.bootstrap,
+        sitting.input_topic,
+        out,
+        dlq,
+        sitting.group(phase, round_no),
+        sitting.log_path(phase, round_no),
+        extra_args=[*batch_args(sitting), *delivery],
+        backend_args=sitting.workload.worker_args,
+    )
+    try:
+        child = worker.start()
+        try:
+            result, dump = await measure_drain(
+                sitting,
+                phase,
+                child,
+                out,
+                extra_topics=() if exactly_once else (dlq,),
+                commit_group=worker.group_id if exactly_once else None,
+                with_sources=True,
+            )
+        finally:
+            result_code = worker.stop()
+    finally:
+        await delete_topics(sitting.bootstrap, [out, dlq])
+    # Output minus input timestamp of a backlog: mostly the time spent waiting in it; the
+    # latency phase measures a caught-up worker.
+    result["latency_under_backlog"] = latencies(sitting.inputs, dump)
+    result["exit_code_after_sigterm"] = result_code
+    result["batches"] = summarise_batches(worker.batch_metrics())
+    return result
+
+
+def _pipe_argv(sitting: Sitting, group: str, out: str) -> list[str]:
+    """The arguments every reference pipe takes."""
+    return [
+        "--bootstrap",
+        sitting.bootstrap,
+        "--input-topic",
+        sitting.input_topic,
+        "--output-topic",
+        out,
+        "--group-id",
+        group,
+        "--workload",
+        sitting.workload.name,
+    ]
+
+
+def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[list[str], str]:
+    """The command line of reference pipe ``kind`` and the client library it runs (name and
+    version). Installs the pipe's venv on first use; ``RuntimeError`` when that fails."""
+    argv = _pipe_argv(sitting, group, out)
+    count = ["--count", str(sitting.args.records), *batch_args(sitting)]
+    if kind in ("best", "bare"):
+        pipelined = ["--pipelined"] if kind == "best" else []
+        command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count, *pipelined]
+        return command, f"aiokafka {main_version('aiokafka')}"
+    venv, script, dist = {
+        "confluent": (CONFLUENT, "_confluent_pipe.py", "confluent-kafka"),
+        "quix": (QUIX, "_quix_pipe.py", "quixstreams"),
+    }[kind]
+    try:
+        venv.ensure(log)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RuntimeError(f"could not install {venv.requirements[0]}: {exc}") from exc
+    # Quix Streams runs until stopped; the others stop after --count records.
+    command = [str(venv.python), str(BENCH / script), *argv, *([] if kind == "quix" else count)]
+    return command, f"{dist} {venv.version(dist)}"
+
+
+async def pipe_phase(sitting: Sitting, round_no: int, kind: str) -> dict[str, Any]:
+    """A reference pipe drains the backlog: ``kind`` is best, bare, confluent or quix."""
+    out = await sitting.output_topic(sitting.topic(kind, round_no, "out"))
+    try:
+        command, library = _pipe_command(sitting, kind, sitting.group(kind, round_no), out)
+        child = Child(command, cwd=BENCH, env=pipe_env(), log_path=sitting.log_path(kind, round_no))
+        try:
+            result, _ = await measure_drain(sitting, kind, child, out)
+        finally:
+            child.stop()
+    finally:
+        await delete_topics(sitting.bootstrap, [out])
+    result["client"] = library
+    return result
