@@ -8,6 +8,7 @@ meanwhile, or whose assignment ended, commits nothing and is left to its next ow
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -42,15 +43,21 @@ class ExactlyOnce:
         """Nothing runs in the background: transactions commit inline."""
 
     async def publish(self, batch: Batch, owned: Callable[[], bool]) -> None:
-        """One transaction per input partition, in order; then report what was committed."""
+        """One transaction per input partition, each by its own producer and all at once;
+        then report what was committed (in the batch's partition order)."""
         by_partition: dict[TopicPartition, list[Message]] = {}
         for message in batch.messages:
             by_partition.setdefault(message.tp, []).append(message)
+        results = await asyncio.gather(
+            *(self._txn.publish(tp, share, owned) for tp, share in by_partition.items()),
+            return_exceptions=True,
+        )
         committed: list[Message] = []
-        for tp, share in by_partition.items():
-            done = await self._txn.publish(tp, share, owned)
-            if done is not None:
-                committed.extend(done)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # every transaction has ended: none is left running
+            if result is not None:
+                committed.extend(result)
         batch.stats.publish_ms = (time.perf_counter() - batch.publish_started) * 1000.0
         await self._on_settled(batch, settled(committed))
 
