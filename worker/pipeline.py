@@ -67,6 +67,9 @@ _BATCH_HEADER_BYTES = 61
 _FIRST_RECORD_FIXED_BYTES = 3
 
 
+_FROM_RECORD = TopicPartition("", -1)
+
+
 @dataclass(slots=True, eq=False)
 class Message:
     """One input message and its outcome: ``output`` (``rows`` records) or ``letter``."""
@@ -77,11 +80,12 @@ class Message:
     output: bytes | None = None
     rows: int = 0
     letter: DeadLetter | None = None
-    tp: TopicPartition = field(init=False)  # the input partition
+    tp: TopicPartition = _FROM_RECORD  # the input partition (the record's when not given)
     _headers: list[tuple[str, bytes]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tp = TopicPartition(self.record.topic, self.record.partition)
+        if self.tp is _FROM_RECORD:
+            self.tp = TopicPartition(self.record.topic, self.record.partition)
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -315,7 +319,7 @@ def new_batch(
     fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]], generation: int
 ) -> Batch:
     """The batch of one fetch: its messages in fetch order and the offsets it covers."""
-    messages = [Message(record) for records in fetched.values() for record in records]
+    messages = [Message(record, tp=tp) for tp, records in fetched.items() for record in records]
     stats = BatchStats(batch_size=len(messages))
     stats.partitions = partition_ranges(
         (tp.topic, tp.partition, offset)
