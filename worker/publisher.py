@@ -203,6 +203,7 @@ class Publisher:
         """
         deliveries: list[Delivery] = []
         batches: dict[int, SharedBatch] = {}
+        output_partitions = self._output_partitions
         for message in messages:
             record = message.record
             epoch = 0 if epochs is None else epochs.get(message.tp, 0)
@@ -212,23 +213,26 @@ class Publisher:
             value = message.output
             assert value is not None
             headers = message.headers
-            partition = self._output_partition(record)
+            partition = record.partition % output_partitions  # as _output_partition()
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = self._new_batch(partition)
-            append = batch.builder.append
-            if append(key=record.key, value=value, timestamp=None, headers=headers) is None:
+            if (
+                batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
+                is None
+            ):
                 await self._send_batch(batch)
                 batch = batches[partition] = self._new_batch(partition)
                 # The first message of a builder is always taken, whatever its size.
                 batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
-            if not batch.members and batch.builder.size() > self._max_batch_bytes:
+            members = batch.members
+            if not members and batch.builder.size() > self._max_batch_bytes:
                 # It does not fit even alone: drop this builder, send the message by itself.
                 del batches[partition]
                 deliveries.append(await self.send_output(message, epoch, value))
                 continue
             delivery = Delivery(message, epoch, batch.future, value, None, batch)
-            batch.members.append(delivery)
+            members.append(delivery)
             deliveries.append(delivery)
         for batch in batches.values():
             await self._send_batch(batch)
