@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from _common import CONSUMER_OPTIONS, PRODUCER_OPTIONS, connect
+from _pipe_args import pipe_parser
 from _workloads import WORKLOADS, BatchFunction, apply_batch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -168,15 +169,7 @@ async def pipe(args: argparse.Namespace) -> int:
 
 def main() -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input-topic", required=True)
-    parser.add_argument("--output-topic", required=True)
-    parser.add_argument("--group-id", required=True)
-    parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--max-batch-size", type=int, default=500)
-    parser.add_argument("--max-batch-wait-ms", type=int, default=20)
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
+    parser = pipe_parser(__doc__)
     parser.add_argument(
         "--pipelined", action="store_true", help="the best pipe (batch API, overlapped acks)"
     )

@@ -20,6 +20,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from _pipe_args import pipe_parser
 from _workloads import WORKLOADS, BatchFunction, apply_batch
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -142,15 +143,7 @@ class Pipe:
 
 def main() -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input-topic", required=True)
-    parser.add_argument("--output-topic", required=True)
-    parser.add_argument("--group-id", required=True)
-    parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--max-batch-size", type=int, default=500)
-    parser.add_argument("--max-batch-wait-ms", type=int, default=20)
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
+    parser = pipe_parser(__doc__)
     args = parser.parse_args()
     pipe = Pipe(args, WORKLOADS[args.workload].pipe_backend())
 

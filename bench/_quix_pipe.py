@@ -9,20 +9,14 @@ Streams has no batch step, so the backend is called once per record. Run by
 
 from __future__ import annotations
 
-import argparse
-
+from _pipe_args import pipe_parser
 from _workloads import WORKLOADS
 from quixstreams import Application
 
 
 def main() -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input-topic", required=True)
-    parser.add_argument("--output-topic", required=True)
-    parser.add_argument("--group-id", required=True)
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
+    parser = pipe_parser(__doc__, batched=False)
     args = parser.parse_args()
     backend = WORKLOADS[args.workload].pipe_backend()
     app = Application(
