@@ -61,8 +61,9 @@ async def test_an_unreachable_broker_turns_both_modes_unready_and_ready_again(
         for process in workers.values():
             await wait_for(lambda p=process: len(p.named("batch_metrics")) >= 1, 60, "a batch")
 
-        await asyncio.to_thread(broker.stop)
+        # Taken before the stop: a worker may notice the broker going away while it shuts down.
         outage_started = {mode: len(p.events) for mode, p in workers.items()}
+        await asyncio.to_thread(broker.stop)
         for process in workers.values():
             unready = "Kafka unreachable for "
             await wait_status(_port(process), "/readyz", 503, STALL_SECONDS + 30, unready)
