@@ -7,4 +7,5 @@
 - ``kafka_admin``: ``Acl`` and ``SecureAdmin``: grant and revoke ACLs and create topics
   on the secured broker as its super user.
 - ``secure_kafka``: ``SecureKafka``, what the ``secure_kafka`` fixture yields.
+- ``records``: Hypothesis strategies for records and field paths (the records-preprocessor tests).
 """

@@ -16,6 +16,7 @@ from packflow.backend._compiled import _SMALL_BATCH
 from packflow.backend.configuration import BackendConfig
 from packflow.backend.preprocessors import RecordsPreprocessor
 from packflow.utils import set_nested_field_direct
+from tests.support.records import LEAVES, PATHS, RECORDS
 
 BENCH_LIKE: dict[str, Any] = {
     "feature_names": ["user.age", "user.geo.lat", "device.os", "metrics.a", "score"],
@@ -60,15 +61,6 @@ def test_a_large_batch_mixing_complete_and_incomplete_records_equals_the_interpr
     assert batch == before
 
 
-KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c"])
-LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2))
-VALUES = st.recursive(
-    LEAVES,
-    lambda inner: st.one_of(st.dictionaries(KEYS, inner, max_size=3), st.lists(inner, max_size=2)),
-    max_leaves=8,
-)
-RECORDS = st.lists(st.dictionaries(KEYS, VALUES, max_size=4), max_size=4)
-PATHS = st.sampled_from(["a", "b", "c", "a.b", "a.c", "b.c", "a.b.c", "c.a", "a.a"])
 DENSE_LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2), st.builds(dict))
 
 

@@ -10,14 +10,7 @@ from hypothesis import strategies as st
 
 from packflow.backend._delimiters import DelimiterKeys, has_delimiter_key
 from packflow.utils import check_delimiter_collisions
-
-KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c"])
-LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2))
-VALUES = st.recursive(
-    LEAVES,
-    lambda inner: st.one_of(st.dictionaries(KEYS, inner, max_size=3), st.lists(inner, max_size=2)),
-    max_leaves=8,
-)
+from tests.support.records import KEYS, VALUES
 
 
 @settings(max_examples=300)

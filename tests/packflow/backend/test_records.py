@@ -18,6 +18,7 @@ from packflow.utils import (
     get_nested_field_direct,
     set_nested_field_direct,
 )
+from tests.support.records import PATHS, RECORDS
 
 
 def records_pp(**options: Any) -> RecordsPreprocessor:
@@ -228,24 +229,6 @@ def test_plain_feature_names_never_check_collisions() -> None:
 
 
 # -- properties -----------------------------------------------------------------------------------
-
-KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c"])
-
-
-LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text("xy", max_size=2))
-
-
-VALUES = st.recursive(
-    LEAVES,
-    lambda inner: st.one_of(st.dictionaries(KEYS, inner, max_size=3), st.lists(inner, max_size=2)),
-    max_leaves=8,
-)
-
-
-RECORDS = st.lists(st.dictionaries(KEYS, VALUES, max_size=4), max_size=4)
-
-
-PATHS = st.sampled_from(["a", "b", "c", "a.b", "a.c", "b.c", "a.b.c", "c.a", "a.a"])
 
 
 def _reference_0_4_1(config: BackendConfig, records: list[dict[str, Any]]) -> Any:
