@@ -326,7 +326,6 @@ class Publisher:
         error = send_error(exc, topic)
         if isinstance(error, AuthorizationError):
             raise error from exc
-        assert isinstance(error, PublishError)
         if error.retriable:
             return error, None
         if letter is None:

@@ -14,7 +14,7 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
 )
 
-from worker.errors import AuthorizationError, PublishError, WorkerError
+from worker.errors import AuthorizationError, PublishError
 
 # A message-level refusal: sending the same message again cannot succeed.
 _MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
@@ -87,7 +87,7 @@ def to_publish_error(exc: BaseException, topic: str) -> PublishError:
     )
 
 
-def send_error(exc: BaseException, topic: str) -> WorkerError:
+def send_error(exc: BaseException, topic: str) -> AuthorizationError | PublishError:
     """A failed send to ``topic``: an :class:`AuthorizationError` for a missing ACL (Write on
     ``topic``), else its :class:`PublishError` (:func:`to_publish_error`)."""
     if isinstance(exc, AUTHORIZATION_ERRORS):
