@@ -22,18 +22,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from worker._kafka import commit_offsets
-from worker.delivery import OnSettled, Settled
+from worker.delivery import OnSettled, Settled, settled
 from worker.lifecycle import Deadline, finish_task
 from worker.offsets import OffsetTracker
 from worker.pipeline import Batch
-from worker.publisher import Delivery, Publisher
+from worker.publisher import Delivery, Publisher, Sent
 
 __all__ = ["AtLeastOnce"]
 
 _STALE_EPOCH = -1  # acknowledgements with it are ignored: the batch's assignment is gone
 
-# A published batch, its deliveries (one per message, in order) and each partition's epoch.
-_Queued = tuple[Batch, list[Delivery], dict[TopicPartition, int]]
+# A published batch, its sends and each partition's epoch.
+_Queued = tuple[Batch, Sent, dict[TopicPartition, int]]
 
 
 class AtLeastOnce:
@@ -88,36 +88,31 @@ class AtLeastOnce:
         current = owned()
         for tp, offsets in batch.offsets.items():
             epochs[tp] = self._tracker.register(tp, offsets) if current else _STALE_EPOCH
-        deliveries = await self._publisher.send_outputs(batch.messages, epochs)
+        sent = await self._publisher.send_outputs(batch.messages, epochs)
         batch.stats.publish_ms = (time.perf_counter() - batch.publish_started) * 1000.0
-        await self._queue.put((batch, deliveries, epochs))
+        await self._queue.put((batch, sent, epochs))
 
     async def _ack_loop(self) -> None:
         while True:
             item = await self._queue.get()
             if item is None:
                 return
-            batch, deliveries, epochs = item
-            settled = await self._settle(batch, deliveries, epochs)
+            batch, sent, epochs = item
+            outcome = await self._settle(batch, sent, epochs)
             self._commit_wanted.set()
-            await self._on_settled(batch, settled)
+            await self._on_settled(batch, outcome)
 
-    async def _settle(
-        self, batch: Batch, deliveries: list[Delivery], epochs: dict[TopicPartition, int]
-    ) -> Settled:
+    async def _settle(self, batch: Batch, sent: Sent, epochs: dict[TopicPartition, int]) -> Settled:
         """Wait for the batch's sends (a batch's outputs share a few futures), then acknowledge
-        them in order; a failed one is settled by the publisher (retried, or a dead letter)."""
-        futures = {delivery.future for delivery in deliveries}
+        them; a failed one is settled by the publisher (retried, or a dead letter), in order."""
+        futures = sent.futures
         if futures:
             await asyncio.wait(futures)
         if any(f.cancelled() or f.exception() is not None for f in futures):
-            return await self._settle_one_by_one(deliveries, futures)
+            return await self._settle_one_by_one(sent.deliveries(), futures)
         for tp, offsets in batch.offsets.items():
             self._tracker.ack_many(tp, offsets, epochs[tp])
-        kinds = [(d.letter.step, d.letter.error_type) for d in deliveries if d.letter is not None]
-        rows = sum(d.message.rows for d in deliveries if d.letter is None)
-        inputs = [d.message.record for d in deliveries]
-        return Settled(len(deliveries) - len(kinds), len(kinds), rows, inputs, kinds)
+        return settled(batch.messages)
 
     async def _settle_one_by_one(
         self, deliveries: list[Delivery], futures: set[asyncio.Future[Any]]

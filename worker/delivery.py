@@ -32,13 +32,20 @@ class Settled:
 
 def settled(messages: list[Message]) -> Settled:
     """The :class:`Settled` report of ``messages`` as they were finally published."""
-    letters = sum(1 for m in messages if m.letter is not None)
+    rows = 0
+    kinds: list[tuple[str, str]] = []
+    for message in messages:
+        letter = message.letter
+        if letter is None:
+            rows += message.rows
+        else:
+            kinds.append((letter.step, letter.error_type))
     return Settled(
-        outputs=len(messages) - letters,
-        dead_letters=letters,
-        records_out=sum(m.rows for m in messages if m.letter is None),
+        outputs=len(messages) - len(kinds),
+        dead_letters=len(kinds),
+        records_out=rows,
         inputs=[m.record for m in messages],
-        letter_kinds=[(m.letter.step, m.letter.error_type) for m in messages if m.letter],
+        letter_kinds=kinds,
     )
 
 

@@ -30,6 +30,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.util import size_of_varint
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from packflow.utils._json import FIRST_ATTEMPT_OPTION
+from packflow.utils.normalize import ensure_native_types
 from worker.codec import DeadLetter, as_records, decode, encode_output, locate
 from worker.errors import DecodeError, OutputEncodeError, PublishError
 from worker.limits import TopicLimits
@@ -37,9 +39,11 @@ from worker.metrics import BatchStats, partition_ranges
 from worker.runner import BatchRunner, Failure
 
 __all__ = [
+    "HEADROOM",
     "SOURCE_HEADER",
     "Batch",
     "Message",
+    "apply_outputs",
     "apply_results",
     "decode_letter",
     "decode_messages",
@@ -60,6 +64,11 @@ __all__ = [
 SOURCE_HEADER = "packflow-source"
 
 _loads = orjson.loads
+_dumps = orjson.dumps
+#: Over what a one-record batch's request-size estimate adds to its key and value when its
+#: only headers are packflow-source (a topic name has at most 249 characters) and a
+#: traceparent: the batch header (61 bytes), the record's varints, the headers.
+HEADROOM = 1024
 _UNPARSED = object()  # not JSON (or no value): decode() says why
 # A v2 record batch's fixed header (base offset and length included) and, for its only
 # record, the attributes byte and the timestamp and offset deltas (0: one byte each).
@@ -67,25 +76,43 @@ _BATCH_HEADER_BYTES = 61
 _FIRST_RECORD_FIXED_BYTES = 3
 
 
-_FROM_RECORD = TopicPartition("", -1)
-
-
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Message:
-    """One input message and its outcome: ``output`` (``rows`` records) or ``letter``."""
+    """One input message and its outcome: ``output`` (``rows`` records) or ``letter``.
+
+    ``tp`` is the input partition (the record's when not given); ``headers``, when given,
+    must be what :func:`output_headers` makes of the record.
+    """
 
     record: ConsumerRecord[bytes, bytes]
-    records: list[dict[str, Any]] | None = None
-    is_array: bool = False
-    output: bytes | None = None
-    rows: int = 0
-    letter: DeadLetter | None = None
-    tp: TopicPartition = _FROM_RECORD  # the input partition (the record's when not given)
-    _headers: list[tuple[str, bytes]] | None = field(default=None, init=False, repr=False)
+    records: list[dict[str, Any]] | None
+    is_array: bool
+    output: bytes | None
+    rows: int
+    letter: DeadLetter | None
+    tp: TopicPartition
+    _headers: list[tuple[str, bytes]] | None = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.tp is _FROM_RECORD:
-            self.tp = TopicPartition(self.record.topic, self.record.partition)
+    # Written out (not generated) to keep the one call per fetched message cheap.
+    def __init__(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        records: list[dict[str, Any]] | None = None,
+        is_array: bool = False,
+        output: bytes | None = None,
+        rows: int = 0,
+        letter: DeadLetter | None = None,
+        tp: TopicPartition | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.record = record
+        self.records = records
+        self.is_array = is_array
+        self.output = output
+        self.rows = rows
+        self.letter = letter
+        self.tp = TopicPartition(record.topic, record.partition) if tp is None else tp
+        self._headers = headers
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -106,22 +133,40 @@ class Message:
         return len(self.record.value or b"") + len(self.record.key or b"")
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Batch:
-    """The messages of one fetch, in fetch order, with the assignment generation they belong to."""
+    """The messages of one fetch, in fetch order, with the assignment generation they belong to.
+
+    ``nbytes`` (key and value bytes of all messages, the budget's) and ``offsets`` (per input
+    partition, in order) are computed from the messages unless given.
+    """
 
     messages: list[Message]
     generation: int
-    stats: BatchStats = field(default_factory=BatchStats)
-    publish_started: float = 0.0  # perf_counter() when encoding began (publish_ms)
-    nbytes: int = field(init=False)  # key and value bytes of all messages (the budget's)
-    offsets: dict[TopicPartition, list[int]] = field(init=False)  # per input partition
+    stats: BatchStats
+    publish_started: float  # perf_counter() when encoding began (publish_ms)
+    nbytes: int
+    offsets: dict[TopicPartition, list[int]]
 
-    def __post_init__(self) -> None:
-        self.nbytes = sum(m.nbytes for m in self.messages)
-        self.offsets = {}
-        for message in self.messages:
-            self.offsets.setdefault(message.tp, []).append(message.record.offset)
+    def __init__(
+        self,
+        messages: list[Message],
+        generation: int,
+        stats: BatchStats | None = None,
+        *,
+        nbytes: int | None = None,
+        offsets: dict[TopicPartition, list[int]] | None = None,
+    ) -> None:
+        self.messages = messages
+        self.generation = generation
+        self.stats = BatchStats() if stats is None else stats
+        self.publish_started = 0.0
+        self.nbytes = sum(m.nbytes for m in messages) if nbytes is None else nbytes
+        if offsets is None:
+            offsets = {}
+            for message in messages:
+                offsets.setdefault(message.tp, []).append(message.record.offset)
+        self.offsets = offsets
 
 
 def decode_messages(messages: list[Message]) -> int:
@@ -162,28 +207,64 @@ def apply_results(
             continue
         if isinstance(result, Failure):
             message.letter = failure_letter(message.record, result, backend)
-            continue
-        try:
-            message.output = encode_output(result, message.is_array)
-        except OutputEncodeError as exc:
-            message.letter = encode_failure_letter(message.record, exc)
+        elif len(result) == 1 and not message.is_array:
+            _encode_one(message, result[0])
         else:
-            message.rows = len(result)
+            _encode(message, result)
+
+
+def apply_outputs(messages: list[Message], outputs: list[Any]) -> None:
+    """Encode each message's one output (``outputs[i]`` is message ``i``'s), as
+    :func:`apply_results` does (see :attr:`~worker.runner.BatchRun.one_each`)."""
+    for message, output in zip(messages, outputs, strict=True):
+        if message.is_array:
+            _encode(message, [output])
+        else:
+            _encode_one(message, output)
+
+
+def _encode_one(message: Message, output: Any) -> None:
+    """Give a message that is one record its encoded output (or its dead letter)."""
+    # As encode_output() first tries to: on any error, encode_output() starts over and
+    # says why.
+    try:
+        message.output = _dumps(output, default=ensure_native_types, option=FIRST_ATTEMPT_OPTION)
+    except Exception:
+        _encode(message, [output])
+    else:
+        message.rows = 1
+
+
+def _encode(message: Message, outputs: list[Any]) -> None:
+    try:
+        message.output = encode_output(outputs, message.is_array)
+    except OutputEncodeError as exc:
+        message.letter = encode_failure_letter(message.record, exc)
+    else:
+        message.rows = len(outputs)
 
 
 def vet_outputs(messages: list[Message], limits: TopicLimits, output_topic: str) -> None:
     """Turn each output the broker would refuse for good into its ``publish`` dead letter."""
     # An output well under both limits needs no exact check: its estimated request size
-    # (aiokafka's, which is over the batch's exact size) is under them.
+    # (aiokafka's, which is over the batch's exact size) is under them. Without input
+    # headers, key and value bytes plus HEADROOM are over that estimate.
     fits = min(limits.output_max_message_bytes, limits.max_request_size)
+    fits_without_headers = fits - HEADROOM
+    compacted = limits.output_compacted
     estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
     for message in messages:
         output = message.output
         if output is None or message.letter is not None:
             continue
         record = message.record
-        if not limits.output_compacted and estimate(record.key, output, message.headers) <= fits:
-            continue
+        if not compacted:
+            key = record.key
+            if not record.headers:
+                if len(output) + (len(key) if key else 0) <= fits_without_headers:
+                    continue
+            elif estimate(key, output, message.headers) <= fits:
+                continue
         letter = refusal_letter(record, output, message.headers, limits, output_topic)
         if letter is not None:
             message.letter = letter
@@ -297,7 +378,14 @@ def fit_dead_letter(
 
 def output_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
     """The input's headers (an earlier ``packflow-source`` dropped) plus its own source."""
-    source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+    return _headers_of(record, f"{record.topic}/{record.partition}/".encode())
+
+
+def _headers_of(
+    record: ConsumerRecord[bytes, bytes], source_prefix: bytes
+) -> list[tuple[str, bytes]]:
+    """:func:`output_headers`, given ``b"topic/partition/"`` of the record."""
+    source = b"%b%d" % (source_prefix, record.offset)
     if not record.headers:
         return [(SOURCE_HEADER, source)]
     kept = [(k, v) for k, v in record.headers if k != SOURCE_HEADER]
@@ -319,14 +407,24 @@ def new_batch(
     fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]], generation: int
 ) -> Batch:
     """The batch of one fetch: its messages in fetch order and the offsets it covers."""
-    messages = [Message(record, tp=tp) for tp, records in fetched.items() for record in records]
+    messages: list[Message] = []
+    offsets: dict[TopicPartition, list[int]] = {}
+    nbytes = 0
+    for tp, records in fetched.items():
+        offsets[tp] = [record.offset for record in records]
+        nbytes += sum(len(r.value or b"") + len(r.key or b"") for r in records)
+        source = f"{tp.topic}/{tp.partition}/".encode()
+        messages += [
+            Message(record, None, False, None, 0, None, tp, _headers_of(record, source))
+            for record in records
+        ]
     stats = BatchStats(batch_size=len(messages))
     stats.partitions = partition_ranges(
         (tp.topic, tp.partition, offset)
         for tp, records in fetched.items()
         for offset in (records[0].offset, records[-1].offset)
     )
-    return Batch(messages, generation, stats)
+    return Batch(messages, generation, stats, nbytes=nbytes, offsets=offsets)
 
 
 async def run_stages(
@@ -357,5 +455,11 @@ async def run_stages(
     stats.timed_out_calls = run.timed_out_calls
 
     batch.publish_started = time.perf_counter()
-    apply_results(messages, run.results, backend)
+    if run.one_each is not None:
+        apply_outputs(messages, run.one_each)
+    else:
+        apply_results(messages, run.results, backend)
+    del run
+    for message in messages:
+        message.records = None
     vet_outputs(messages, limits, output_topic)

@@ -3,14 +3,16 @@
 ``send_*`` queue messages on the producer and return :class:`Delivery` handles whose futures
 :meth:`Publisher.settle` waits on, in order.
 
-:meth:`Publisher.send_outputs` queues all messages of one fetched batch. Outputs go through
-aiokafka's batch API: one ``BatchBuilder`` per output partition, filled in input order and
-handed to ``send_batch`` when full and at the end; the deliveries of one builder share its
-future. Dead letters, and an output too large for even an empty builder (``max_batch_bytes``),
-go through the per-message ``send()``; the builder of that output's partition is sent first,
-so per-partition order holds. No batch of several messages grows past the output or
-dead-letter topic's limit (``max_batch_bytes``, the producer's ``max_batch_size``, is at most
-both); a dead letter is made to fit its topic (:func:`~worker.pipeline.fit_dead_letter`).
+:meth:`Publisher.send_outputs` queues all messages of one fetched batch and returns a
+:class:`Sent`: the futures to wait on, and the deliveries when they are needed one by one.
+Outputs go through aiokafka's batch API: one ``BatchBuilder`` per output partition, filled
+in input order and handed to ``send_batch`` when full and at the end; the deliveries of one
+builder share its future. Dead letters, and an output too large for even an empty builder
+(``max_batch_bytes``), go through the per-message ``send()``; the builder of that output's
+partition is sent first, so per-partition order holds. No batch of several messages grows
+past the output or dead-letter topic's limit (``max_batch_bytes``, the producer's
+``max_batch_size``, is at most both); a dead letter is made to fit its topic
+(:func:`~worker.pipeline.fit_dead_letter`).
 
 Settling never gives up:
 
@@ -45,7 +47,7 @@ from worker.errors import AuthorizationError, PublishError
 from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import Message, fit_dead_letter, publish_letter
 
-__all__ = ["Delivery", "Publisher", "SharedBatch"]
+__all__ = ["Delivery", "Publisher", "Sent", "SharedBatch"]
 
 _MAX_BACKOFF = 5.0
 _MAX_PENDING_EVENTS = 1000
@@ -55,18 +57,15 @@ _MAX_PENDING_EVENTS = 1000
 class SharedBatch:
     """One builder of outputs for one output partition, sent with ``send_batch``.
 
-    ``future`` is a pending placeholder that its deliveries hold until it is sent; sending it
-    gives each of them the batch's delivery future instead, which they share. ``builder`` and
-    ``members`` are dropped once it is sent (no reference cycle with the deliveries); ``size``
-    keeps the count.
+    ``future`` is set when it is sent: the delivery future its ``size`` messages share.
+    ``builder`` is dropped then.
     """
 
     partition: int
     builder: Any
-    future: asyncio.Future[Any]
-    members: list[Delivery] = field(default_factory=list)
     size: int = 0
     failure_logged: bool = False
+    future: asyncio.Future[Any] = field(init=False)
 
 
 @dataclass(slots=True, eq=False)
@@ -105,6 +104,42 @@ def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(exc)
     return future
+
+
+@dataclass(slots=True, eq=False)
+class Sent:
+    """The sends of one batch's outcomes (:meth:`Publisher.send_outputs`).
+
+    ``futures`` are the distinct futures its messages wait on: when all of them succeeded,
+    every message was acknowledged. :meth:`deliveries` gives each message's :class:`Delivery`
+    (for settling them one by one). ``slots[i]`` is message ``i``'s own delivery, or the
+    shared batch it rides in.
+    """
+
+    messages: list[Message]
+    slots: list[Delivery | SharedBatch]
+    epochs: Mapping[TopicPartition, int] | None
+    futures: set[asyncio.Future[Any]] = field(default_factory=set)
+    _deliveries: list[Delivery] | None = None
+
+    def deliveries(self) -> list[Delivery]:
+        """One delivery per message, in order (made on the first call)."""
+        if self._deliveries is None:
+            epochs = self.epochs or {}
+            self._deliveries = [
+                slot
+                if isinstance(slot, Delivery)
+                else Delivery(
+                    message,
+                    epochs.get(message.tp, 0),
+                    slot.future,
+                    message.output or b"",
+                    None,
+                    slot,
+                )
+                for message, slot in zip(self.messages, self.slots, strict=True)
+            ]
+        return self._deliveries
 
 
 class Publisher:
@@ -193,50 +228,57 @@ class Publisher:
 
     async def send_outputs(
         self, messages: list[Message], epochs: Mapping[TopicPartition, int] | None = None
-    ) -> list[Delivery]:
+    ) -> Sent:
         """Queue the outcomes of one fetched batch, in input order (see the module docstring).
 
         Outputs go in one ``send_batch`` per output partition (more when a builder fills
         up), dead letters and outputs too large for an empty builder one by one with
         ``send()``. ``epochs`` gives each input partition's tracker epoch (default 0).
-        Returns one delivery per message, in the same order.
         """
-        deliveries: list[Delivery] = []
+        sent = Sent(messages, [], epochs)
+        slots, futures = sent.slots, sent.futures
         batches: dict[int, SharedBatch] = {}
         output_partitions = self._output_partitions
+        last_tp: TopicPartition | None = None
+        partition = 0
+        batch: SharedBatch | None = None
         for message in messages:
-            record = message.record
-            epoch = 0 if epochs is None else epochs.get(message.tp, 0)
             if message.letter is not None:
-                deliveries.append(await self.send_dead_letter(message, epoch, message.letter))
+                epoch = 0 if epochs is None else epochs.get(message.tp, 0)
+                delivery = await self.send_dead_letter(message, epoch, message.letter)
+                slots.append(delivery)
+                futures.add(delivery.future)
                 continue
-            value = message.output
-            assert value is not None
-            headers = message.headers
-            partition = record.partition % output_partitions  # as _output_partition()
-            batch = batches.get(partition)
+            if message.tp is not last_tp:
+                last_tp = message.tp
+                partition = last_tp.partition % output_partitions  # as _output_partition()
+                batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = self._new_batch(partition)
+            record, value, headers = message.record, message.output, message.headers
+            assert value is not None
             if (
                 batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
                 is None
             ):
-                await self._send_batch(batch)
+                futures.add(await self._send_batch(batch))
                 batch = batches[partition] = self._new_batch(partition)
                 # The first message of a builder is always taken, whatever its size.
                 batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
-            members = batch.members
-            if not members and batch.builder.size() > self._max_batch_bytes:
+            if not batch.size and batch.builder.size() > self._max_batch_bytes:
                 # It does not fit even alone: drop this builder, send the message by itself.
                 del batches[partition]
-                deliveries.append(await self.send_output(message, epoch, value))
+                batch = None
+                epoch = 0 if epochs is None else epochs.get(message.tp, 0)
+                delivery = await self.send_output(message, epoch, value)
+                slots.append(delivery)
+                futures.add(delivery.future)
                 continue
-            delivery = Delivery(message, epoch, batch.future, value, None, batch)
-            members.append(delivery)
-            deliveries.append(delivery)
+            batch.size += 1
+            slots.append(batch)
         for batch in batches.values():
-            await self._send_batch(batch)
-        return deliveries
+            futures.add(await self._send_batch(batch))
+        return sent
 
     def _output_partition(self, record: ConsumerRecord[bytes, bytes]) -> int:
         """The output partition of ``record``'s output (see the module docstring)."""
@@ -244,10 +286,10 @@ class Publisher:
         return partition % self._output_partitions
 
     def _new_batch(self, partition: int) -> SharedBatch:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        return SharedBatch(partition, self._producer.create_batch(), future)
+        return SharedBatch(partition, self._producer.create_batch())
 
-    async def _send_batch(self, batch: SharedBatch) -> None:
+    async def _send_batch(self, batch: SharedBatch) -> asyncio.Future[Any]:
+        """Send ``batch``; returns its future (also ``batch.future``)."""
         batch.builder.close()
         self.batches_sent += 1
         try:
@@ -258,11 +300,9 @@ class Publisher:
             raise
         except Exception as exc:  # e.g. no room in the producer's queue in time
             future = _failed_future(exc)
-        batch.size = len(batch.members)
-        for delivery in batch.members:
-            delivery.future = future
+        batch.future = future
         batch.builder = None
-        batch.members = []
+        return future
 
     async def settle(self, delivery: Delivery) -> Delivery:
         """Wait until ``delivery`` is acknowledged, retrying as the module docstring says.

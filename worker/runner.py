@@ -29,7 +29,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from packflow.backend.metrics import STEP_NAMES
@@ -70,20 +70,41 @@ class Failure:
     attempts: int = 1
 
 
-@dataclass(slots=True)
+_NO_OUTPUTS: list[Any] = []  # the results of a message without records; shared, never mutated
+
+
+@dataclass(slots=True, init=False)
 class BatchRun:
     """Per-message results of one batch and what it cost.
 
-    ``results[i]`` is the list of outputs for message ``i`` or a :class:`Failure`.
+    ``results[i]`` is the list of outputs for message ``i`` or a :class:`Failure`. When every
+    message had one record and one backend call succeeded, ``one_each`` is that call's
+    outputs, one per message (``results`` is then made from it when first read).
     """
 
-    results: list[list[Any] | Failure]
-    steps_ms: dict[str, float] = field(default_factory=dict)
-    executor_queue_wait_ms: float = 0.0
-    backend_calls: int = 0
-    failed_calls: int = 0
-    retries: int = 0
-    timed_out_calls: int = 0
+    _results: list[list[Any] | Failure]
+    one_each: list[Any] | None
+    steps_ms: dict[str, float]
+    executor_queue_wait_ms: float
+    backend_calls: int
+    failed_calls: int
+    retries: int
+    timed_out_calls: int
+
+    def __init__(self, messages: int) -> None:
+        self._results = [_NO_OUTPUTS] * messages
+        self.one_each = None
+        self.steps_ms = {}
+        self.executor_queue_wait_ms = 0.0
+        self.backend_calls = self.failed_calls = self.retries = self.timed_out_calls = 0
+
+    @property
+    def results(self) -> list[list[Any] | Failure]:
+        """The outputs of each message, or its :class:`Failure`."""
+        if self.one_each is not None:
+            self._results = [[output] for output in self.one_each]
+            self.one_each = None
+        return self._results
 
 
 def _step_times(metrics: Any) -> dict[str, float]:
@@ -236,7 +257,7 @@ class BatchRunner:
         With ``parallel`` > 1 the messages are split into that many contiguous parts that
         run concurrently (for backends that release the GIL); results keep their order.
         """
-        stats = BatchRun(results=[[] for _ in messages])
+        stats = BatchRun(len(messages))
         indices = list(range(len(messages)))
         parts = min(self._parallel, len(indices))
         try:
@@ -250,7 +271,8 @@ class BatchRunner:
                         group.create_task(self._solve(chunk, messages, stats))
         except* BackendUnavailable as caught:
             raise caught.exceptions[0] from None
-        self._check_systematic(stats, sum(1 for m in messages if m))
+        if stats.one_each is None:
+            self._check_systematic(stats, sum(1 for m in messages if m))
         return stats
 
     def _check_systematic(self, stats: BatchRun, messages: int) -> None:
@@ -287,11 +309,14 @@ class BatchRunner:
             assert result is not None
             outputs = result.outputs
             if isinstance(outputs, list) and len(outputs) == len(records):
-                start = 0
-                for i in idx:
-                    end = start + len(messages[i])
-                    stats.results[i] = outputs[start:end]
-                    start = end
+                if len(outputs) == len(idx) == len(messages):
+                    stats.one_each = outputs
+                else:
+                    results, start = stats.results, 0
+                    for i in idx:
+                        end = start + len(messages[i])
+                        results[i] = outputs[start:end]
+                        start = end
                 for name, ms in _step_times(result.metrics).items():
                     stats.steps_ms[name] = stats.steps_ms.get(name, 0.0) + ms
                 return

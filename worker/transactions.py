@@ -213,7 +213,7 @@ class TransactionalPublisher:
         publisher = self._publisher(producer)
         await producer.begin_transaction()
         if batched:
-            deliveries = await publisher.send_outputs(messages)
+            deliveries = (await publisher.send_outputs(messages)).deliveries()
         else:
             deliveries = [await publisher.send_message(message) for message in messages]
         results = await asyncio.gather(*(d.future for d in deliveries), return_exceptions=True)

@@ -19,9 +19,13 @@ import orjson
 
 from packflow.utils.normalize import ensure_native_types
 
-__all__ = ["dumps_json"]
+__all__ = ["FIRST_ATTEMPT_OPTION", "dumps_json"]
 
-_STR_KEYS = orjson.OPT_SERIALIZE_NUMPY
+#: The orjson option of :func:`dumps_json`'s first attempt (with ``default`` the
+#: normalizer): a caller may make that attempt itself and call :func:`dumps_json` when it
+#: fails, for the same bytes.
+FIRST_ATTEMPT_OPTION = orjson.OPT_SERIALIZE_NUMPY
+_STR_KEYS = FIRST_ATTEMPT_OPTION
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 

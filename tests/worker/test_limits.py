@@ -8,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
+import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import ConsumerRecord
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,9 +20,11 @@ from worker.clients import MAX_BATCH_BYTES
 from worker.codec import DeadLetter, encode_dead_letter
 from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import (
+    HEADROOM,
     Message,
     fit_dead_letter,
     one_message_batch_bytes,
+    output_headers,
     vet_outputs,
 )
 from worker.pipeline import refusal_letter as output_refusal
@@ -96,7 +101,7 @@ async def test_an_output_over_the_limit_becomes_a_dead_letter_before_any_send():
     big, _ = sized(3001, r1)
     items = [output(r0), output(r1, big), output(r2)]
     vet_outputs(items, TopicLimits(3000, 100_000), "out")
-    deliveries = await publisher.send_outputs(items)
+    deliveries = (await publisher.send_outputs(items)).deliveries()
     assert [d.is_dead_letter for d in deliveries] == [False, True, False]
     assert items[1].output is None
     assert items[1].letter is not None
@@ -165,3 +170,38 @@ def test_a_dead_letter_is_made_to_fit_value_first_then_message(message, value):
         assert fitted.message.endswith(note)
         assert message.startswith(fitted.message.removesuffix(note))
         assert (fitted.error_type, fitted.offset) == ("ValueError", 4)
+
+
+topic_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=249)
+
+
+@given(
+    key=blobs,
+    value=st.binary(max_size=20000),
+    topic=topic_names,
+    partition=st.integers(0, 2**31 - 1),
+    offset=st.integers(0, 2**63 - 1),
+)
+def test_without_input_headers_key_and_value_plus_the_headroom_cover_the_request_estimate(
+    key, value, topic, partition, offset
+):
+    rec = ConsumerRecord(topic, partition, offset, 0, 0, key, b"{}", None, 0, 2, ())
+    trace = ("traceparent", b"00-" + b"f" * 32 + b"-" + b"f" * 16 + b"-01")
+    headers = [*output_headers(rec), trace]  # what a traced output carries
+    estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+    assert estimate <= len(value) + len(key or b"") + HEADROOM
+
+
+@pytest.mark.parametrize("key", [b"k", None])
+def test_a_headerless_output_at_the_limit_passes_and_one_byte_over_is_refused(key):
+    rec = ConsumerRecord("in", 0, 5, 0, 0, key, b"{}", None, 0, 2, ())
+    hdrs = output_headers(rec)
+    at_limit = next(
+        b"x" * n for n in range(3000) if one_message_batch_bytes(key, b"x" * n, hdrs) == 3000
+    )
+    fits = Message(rec, output=at_limit, rows=1)
+    over = Message(rec, output=at_limit + b"x", rows=1)
+    vet_outputs([fits, over], TopicLimits(3000, 3000), "out")
+    assert fits.letter is None
+    assert over.letter is not None
+    assert "3,001 bytes as a record batch, over max.message.bytes 3,000" in over.letter.message

@@ -11,9 +11,13 @@ import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from packflow import InferenceBackend
+from worker.codec import encode_output
+from worker.errors import OutputEncodeError
 from worker.limits import UNLIMITED, TopicLimits
 from worker.pipeline import (
+    Batch,
     Message,
+    apply_outputs,
     apply_results,
     decode_messages,
     new_batch,
@@ -135,3 +139,60 @@ def test_a_batch_counts_the_bytes_the_budget_takes(count):
     batch = new_batch(fetched, 0)
     assert batch.nbytes == count * (3 + 1)
     assert batch.stats.batch_size == count
+
+
+class Odd:
+    """Not JSON: no encoder takes it."""
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"a": 1, "b": [1.5, "x", None, True]},
+        {1: "int key", "s": 2},  # orjson's first attempt refuses non-str keys
+        {"big": 2**70},  # beyond orjson's 64-bit integers: the standard library's encoder
+        {"nan": float("nan"), "inf": float("inf")},
+        {"n": np.int64(3), "v": np.arange(3), "f": np.float32(0.5)},
+        {"odd": Odd()},
+    ],
+)
+@pytest.mark.parametrize("is_array", [False, True])
+def test_one_output_per_message_encodes_as_the_general_path_does(row, is_array):
+    value = b'[{"id": 1}]' if is_array else b'{"id": 1}'
+    one, general = Message(record(0, value)), Message(record(0, value))
+    decode_messages([one, general])
+    apply_outputs([one], [row])
+    apply_results([general], [[row]], "Scorer")
+    try:
+        expected: bytes | str = encode_output([row], is_array)
+    except OutputEncodeError as exc:
+        expected = str(exc)
+    if isinstance(expected, str):
+        assert one.letter is not None
+        assert general.letter is not None
+        assert one.letter.message == general.letter.message
+        assert expected in one.letter.message
+        assert one.output is None
+        assert one.rows == 0
+    else:
+        assert one.letter is None
+        assert one.output == general.output == expected
+        assert one.rows == general.rows == 1
+
+
+def test_a_fetched_message_carries_the_headers_output_headers_gives():
+    plain = record(7, b"{}")
+    traced = ConsumerRecord("in", 2, 8, 0, 0, b"k", b"{}", None, 1, 2, (("t", b"1"),))
+    batch = new_batch({TopicPartition("in", 2): [plain, traced]}, 0)
+    assert [m.headers for m in batch.messages] == [output_headers(plain), output_headers(traced)]
+    assert batch.offsets == {TopicPartition("in", 2): [7, 8]}
+    assert batch.nbytes == Batch(batch.messages, 0).nbytes == 2 * (1 + 2)
+
+
+async def test_run_stages_drops_the_decoded_records_once_encoded():
+    fetched = {TopicPartition("in", 2): [record(i, b'{"id": 1}') for i in range(3)]}
+    batch = new_batch(fetched, 0)
+    with ThreadPoolExecutor(1) as pool:
+        runner = BatchRunner(Scorer(), pool)
+        await run_stages(batch, runner, backend="Scorer", limits=UNLIMITED, output_topic="out")
+    assert all(m.records is None and m.output == b'{"id":1,"score":2}' for m in batch.messages)

@@ -106,7 +106,7 @@ def letter(rec: ConsumerRecord[bytes, bytes]) -> Message:
 
 
 async def settle_all(publisher: Publisher, items: list[Message]) -> list[Any]:
-    deliveries = await publisher.send_outputs(items, {item.tp: 7 for item in items})
+    deliveries = (await publisher.send_outputs(items, {item.tp: 7 for item in items})).deliveries()
     assert [d.record for d in deliveries] == [item.record for item in items]
     assert {d.epoch for d in deliveries} == {7}
     return [await publisher.settle(d) for d in deliveries]

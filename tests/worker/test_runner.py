@@ -132,3 +132,29 @@ async def test_with_parallel_calls_a_batch_is_split_and_runs_concurrently_in_ord
         run = await runner.run([[{"id": i}] for i in range(7)])
     assert run.results == [[{"id": i, "ok": True}] for i in range(7)]
     assert run.backend_calls == 2
+
+
+@pytest.mark.parametrize(
+    ("groups", "one_each"),
+    [
+        ([[{"a": 1}], [{"a": 2}]], True),  # one record per message: the call's outputs as they are
+        ([[{"a": 1}], [{"a": 2}, {"a": 3}]], False),  # an array of two
+        ([[{"a": 1}], []], False),  # an empty array (or a dead letter) has no output
+        ([[{"a": 1, "poison": True}], [{"a": 2}]], False),  # bisected
+    ],
+)
+async def test_one_output_per_message_is_kept_whole_and_reads_as_per_message_results(
+    executor, groups, one_each
+):
+    run = await BatchRunner(Poison(), executor).run(groups)
+    assert (run.one_each is not None) is one_each
+    expected = [
+        [dict(r, ok=True) for r in group] if not any(r.get("poison") for r in group) else None
+        for group in groups
+    ]
+    for result, want in zip(run.results, expected, strict=True):
+        if want is None:
+            assert isinstance(result, Failure)
+        else:
+            assert result == want
+    assert run.one_each is None  # read as results once, it is results from then on
