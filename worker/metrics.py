@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "BATCH_METRICS_EVENT",
@@ -19,15 +22,23 @@ __all__ = [
 BATCH_METRICS_EVENT = "batch_metrics"
 
 
-def percentile(values: list[float], q: float) -> float | None:
+Latencies = npt.NDArray[np.float64] | Sequence[float]
+"""Milliseconds, one per message: an array (as the worker fills them) or a sequence."""
+
+
+def percentile(values: Latencies, q: float) -> float | None:
     """The ``q``-th percentile (0-100) by the nearest-rank method; ``None`` for no values."""
-    if not values:
+    if len(values) == 0:
         return None
     if not 0 <= q <= 100:
         raise ValueError(f"percentile must be within 0 and 100, got {q}")
-    ordered = sorted(values)
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
     rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return float(ordered[rank - 1])
+
+
+def _max(values: Latencies) -> float | None:
+    return float(np.max(values)) if len(values) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +66,7 @@ class BatchStats:
     failed_backend_calls: int = 0
     decode_ms: float = 0.0
     publish_ms: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: Latencies = field(default_factory=list)
     partitions: list[PartitionRange] = field(default_factory=list)
     consumer_lag: dict[str, int] = field(default_factory=dict)
     in_flight_records: int = 0
@@ -92,7 +103,7 @@ def batch_metrics(stats: BatchStats, *, backend: str, worker_id: str) -> dict[st
         "publish_ms": _round(stats.publish_ms),
         "latency_ms": {
             "p50": _round(percentile(stats.latencies_ms, 50)),
-            "max": _round(max(stats.latencies_ms, default=None)),
+            "max": _round(_max(stats.latencies_ms)),
         },
         "partitions": [
             {

@@ -193,8 +193,8 @@ class WorkerMetrics:
             self.steps.labels(step).observe(ms / 1000.0)
         self.steps.labels("publish").observe(stats.publish_ms / 1000.0)
         self.publish.observe(stats.publish_ms / 1000.0)
-        if stats.latencies_ms:
-            self.latency.observe_many(np.asarray(stats.latencies_ms) / 1000.0)
+        if len(stats.latencies_ms):
+            self.latency.observe_many(np.asarray(stats.latencies_ms, dtype=np.float64) / 1000.0)
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from worker.metrics import BatchStats, batch_metrics, partition_ranges, percentile
@@ -52,3 +53,19 @@ def test_the_event_has_every_documented_field():
 def test_a_batch_without_timestamps_reports_no_latency():
     event = batch_metrics(BatchStats(batch_size=1), backend="B", worker_id="w")
     assert event["latency_ms"] == {"p50": None, "max": None}
+
+
+def test_the_event_reads_latencies_as_an_array_as_it_does_a_list():
+    values = [12.5, 3.25, 7.0, 40.125, 3.25]
+    as_list, as_array = BatchStats(), BatchStats()
+    as_list.latencies_ms, as_array.latencies_ms = values, np.asarray(values)
+    from_list = batch_metrics(as_list, backend="b", worker_id="w")["latency_ms"]
+    assert from_list == {"p50": 7.0, "max": 40.125}
+    assert batch_metrics(as_array, backend="b", worker_id="w")["latency_ms"] == from_list
+    assert type(from_list["max"]) is float
+    empty = BatchStats()
+    empty.latencies_ms = np.asarray([], dtype=float)
+    assert batch_metrics(empty, backend="b", worker_id="w")["latency_ms"] == {
+        "p50": None,
+        "max": None,
+    }
