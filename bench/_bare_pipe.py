@@ -13,7 +13,8 @@ to partition ``input partition % output partitions`` (as the worker), the bare o
 key choose. With ``--workload identity`` the values are forwarded
 untouched (no decoding: only what any correct at-least-once pipe must do); other workloads
 decode each fetch, run the worker's backend on it once and encode the outputs
-(``_workloads.apply_batch``). Stops after ``--count`` records (or on SIGTERM).
+(``_workloads.apply_batch``). Stops after ``--count`` records (or on SIGTERM). Both run on
+the worker's event loop (``--event-loop``, uvloop by default: ``worker/event_loop.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from _workloads import WORKLOADS, BatchFunction, apply_batch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from worker.event_loop import run as run_on_loop
 from worker.pipeline import SOURCE_HEADER
 
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -173,7 +175,9 @@ def main() -> int:
     parser.add_argument(
         "--pipelined", action="store_true", help="the best pipe (batch API, overlapped acks)"
     )
-    return asyncio.run(pipe(parser.parse_args()))
+    parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default="auto")
+    args = parser.parse_args()
+    return run_on_loop(pipe(args), args.event_loop)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@
     live as long as the session: a test that needs the worker to lack a permission
     revokes it (``await secure_kafka.revoke_all()``).
 
+Every async test and fixture runs on uvloop (``pytest_asyncio_loop_factories``), the loop
+the worker runs on by default (``--event-loop auto``); tests/e2e/test_subprocess.py runs a
+worker process on asyncio's own loop too.
+
 ``create_secure_topic`` (function scope)
     ``await create_secure_topic(partitions=1, *, prefix=None, config=None) -> str``
     creates a topic on the secured broker as admin, named like ``create_topic``'s.
@@ -42,6 +46,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -52,11 +57,12 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+import uvloop
 from hypothesis import settings
 
 from tests.support import topics
@@ -107,6 +113,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
     items.sort(key=lambda item: "deploy_tools" in getattr(item, "fixturenames", ()))
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """uvloop's, so that the tests run on the worker's own loop (see above)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import enum
 import time
 from typing import Any
 
+from worker.event_loop import loop_name
 from worker.settings import WorkerSettings
 
 __all__ = ["Deadline", "State", "finish_task", "started_fields"]
@@ -67,9 +68,11 @@ async def finish_task(task: asyncio.Task[Any] | None, deadline: Deadline, logger
 def started_fields(
     settings: WorkerSettings, *, backend: str, health_port: int | None
 ) -> dict[str, Any]:
-    """What ``worker_started`` says of the settings (no secret among them)."""
+    """What ``worker_started`` says of the settings (no secret among them), and which event
+    loop runs it (call it on that loop)."""
     s = settings
     return {
+        "event_loop": loop_name(asyncio.get_running_loop()),
         "backend": backend,
         "health_port": health_port,
         "input_topic": s.input_topic,

@@ -25,6 +25,7 @@ from worker._setting_names import (
     json_object,
 )
 from worker.connection_settings import SECRET_FIELDS, ConnectionSettings
+from worker.event_loop import EventLoopChoice, uvloop_installed
 
 __all__ = ["ENV_PREFIX", "WorkerSettings", "env_name", "flag_name", "load_settings"]
 
@@ -65,6 +66,7 @@ class WorkerSettings(ConnectionSettings):
     readiness_stall_seconds: float = Field(default=30.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
     log_level: LogLevel = "INFO"
+    event_loop: EventLoopChoice = "auto"
 
     # Outages: retries of transient backend failures, the breaker, the call timeout.
     retry_on: Annotated[tuple[str, ...], NoDecode] = ()
@@ -87,13 +89,22 @@ class WorkerSettings(ConnectionSettings):
     linger_ms: int = Field(default=5, ge=0)
     startup_timeout_seconds: float = Field(default=15.0, gt=0)
 
-    @field_validator("log_level", "delivery", "loader", "auto_offset_reset", mode="before")
+    @field_validator(
+        "log_level", "delivery", "loader", "auto_offset_reset", "event_loop", mode="before"
+    )
     @classmethod
     def _normalise_choice(cls, value: Any, info: Any) -> Any:
         if not isinstance(value, str):
             return value
         value = value.strip()
         return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @field_validator("event_loop")
+    @classmethod
+    def _check_event_loop(cls, value: EventLoopChoice) -> EventLoopChoice:
+        if value == "uvloop" and not uvloop_installed():
+            raise ValueError("uvloop is not installed (pip install uvloop); use auto or asyncio")
+        return value
 
     @field_validator("backend_config", mode="before")
     @classmethod

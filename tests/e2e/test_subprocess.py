@@ -14,12 +14,13 @@ from tests.e2e.conftest import committed, consume, produce, wait_for
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio")])
 async def test_sigterm_mid_stream_exits_0_and_a_restart_leaves_nothing_lost(
-    kafka_bootstrap, topics, tmp_path
+    kafka_bootstrap, topics, tmp_path, choice, loop
 ):
     names = await topics(2)
     (tmp_path / "pipe.py").write_text(BACKEND)
-    env = worker_env(kafka_bootstrap, names, "pipe:Backend", max_batch_size="40")
+    env = worker_env(kafka_bootstrap, names, "pipe:Backend", max_batch_size="40", event_loop=choice)
     total = 3000
     messages = [(f"k{i % 13}".encode(), orjson.dumps({"id": i})) for i in range(total)]
     await produce(kafka_bootstrap, names["input_topic"], messages)
@@ -30,6 +31,7 @@ async def test_sigterm_mid_stream_exits_0_and_a_restart_leaves_nothing_lost(
     assert await first.stop() == 0, await first.stderr()
     assert not first.bad_lines, first.bad_lines[:3]
     (started,) = first.named("worker_started")
+    assert started["event_loop"] == loop
     assert isinstance(started["health_port"], int)
     assert started["health_port"] > 0
     (stopped,) = first.named("worker_stopped")

@@ -34,6 +34,7 @@ def test_defaults_match_the_documented_contract():
     assert s.auto_offset_reset == "earliest"
     assert (s.readiness_stall_seconds, s.shutdown_timeout_seconds) == (30, 30)
     assert s.log_level == "INFO"
+    assert s.event_loop == "auto"
     host_pid = s.worker_id.rsplit("-", 1)
     assert host_pid[1].isdigit()
 
@@ -73,6 +74,7 @@ def test_settings_are_frozen():
         ({"executor_threads": "0"}, "--executor-threads"),
         ({"input_topic": "  "}, "must not be empty"),
         ({"session_timeout_ms": "2000", "heartbeat_interval_ms": "3000"}, "heartbeat"),
+        ({"event_loop": "trio"}, "invalid setting --event-loop / PACKFLOW_EVENT_LOOP"),
     ],
 )
 def test_invalid_values_raise_one_settings_error_naming_the_option(override, message):
