@@ -101,6 +101,7 @@ class AtLeastOnce:
             outcome = await self._settle(batch, sent, epochs)
             self._commit_wanted.set()
             await self._on_settled(batch, outcome)
+            del item, batch, sent, outcome  # freed now, while its figures are still in cache
 
     async def _settle(self, batch: Batch, sent: Sent, epochs: dict[TopicPartition, int]) -> Settled:
         """Wait for the batch's sends (a batch's outputs share a few futures), then acknowledge

@@ -201,8 +201,10 @@ def record_groups(messages: list[Message]) -> list[list[dict[str, Any]]]:
 def apply_results(
     messages: list[Message], results: list[list[Any] | Failure], backend: str
 ) -> None:
-    """Encode each message's outputs, or give it the dead letter of its failure."""
+    """Encode each message's outputs, or give it the dead letter of its failure; its decoded
+    records are dropped (they are not needed once it has its outcome)."""
     for message, result in zip(messages, results, strict=True):
+        message.records = None
         if message.letter is not None:
             continue
         if isinstance(result, Failure):
@@ -217,6 +219,7 @@ def apply_outputs(messages: list[Message], outputs: list[Any]) -> None:
     """Encode each message's one output (``outputs[i]`` is message ``i``'s), as
     :func:`apply_results` does (see :attr:`~worker.runner.BatchRun.one_each`)."""
     for message, output in zip(messages, outputs, strict=True):
+        message.records = None
         if message.is_array:
             _encode(message, [output])
         else:
@@ -412,7 +415,7 @@ def new_batch(
     nbytes = 0
     for tp, records in fetched.items():
         offsets[tp] = [record.offset for record in records]
-        nbytes += sum(len(r.value or b"") + len(r.key or b"") for r in records)
+        nbytes += sum([len(r.value or b"") + len(r.key or b"") for r in records])
         source = f"{tp.topic}/{tp.partition}/".encode()
         messages += [
             Message(record, None, False, None, 0, None, tp, _headers_of(record, source))
@@ -459,7 +462,5 @@ async def run_stages(
         apply_outputs(messages, run.one_each)
     else:
         apply_results(messages, run.results, backend)
-    del run
-    for message in messages:
-        message.records = None
+    del run  # the outputs and, with them, the decoded records: freed while still in cache
     vet_outputs(messages, limits, output_topic)
