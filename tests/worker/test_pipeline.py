@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -196,3 +197,12 @@ async def test_run_stages_drops_the_decoded_records_once_encoded():
         runner = BatchRunner(Scorer(), pool)
         await run_stages(batch, runner, backend="Scorer", limits=UNLIMITED, output_topic="out")
     assert all(m.records is None and m.output == b'{"id":1,"score":2}' for m in batch.messages)
+
+
+def test_a_message_copied_with_replace_keeps_its_fields_and_rebuilds_its_headers():
+    tp = TopicPartition("in", 2)
+    message = Message(record(4, b"{}"), [{}], True, b"[{}]", 1, None, tp)
+    copy = dataclasses.replace(message, output=None, rows=0)
+    assert (copy.record, copy.records, copy.is_array, copy.tp) == (message.record, [{}], True, tp)
+    assert (copy.output, copy.rows, copy.letter) == (None, 0, None)
+    assert copy.headers == output_headers(message.record)
