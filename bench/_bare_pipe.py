@@ -14,7 +14,7 @@ key choose. With ``--workload identity`` the values are forwarded
 untouched (no decoding: only what any correct at-least-once pipe must do); other workloads
 decode each fetch, run the worker's backend on it once and encode the outputs
 (``_workloads.apply_batch``). Stops after ``--count`` records (or on SIGTERM). Both run on
-the worker's event loop (``--event-loop``, uvloop by default: ``worker/event_loop.py``).
+the loop the worker would (``--event-loop``, ``auto`` by default: ``worker/event_loop.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from worker.event_loop import run as run_on_loop
+from worker.event_loop import uses_tls
 from worker.pipeline import SOURCE_HEADER
 
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -177,7 +179,8 @@ def main() -> int:
     )
     parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default="auto")
     args = parser.parse_args()
-    return run_on_loop(pipe(args), args.event_loop)
+    tls = uses_tls(os.environ.get("PACKFLOW_SECURITY_PROTOCOL"))  # as connect() reads it
+    return run_on_loop(pipe(args), args.event_loop, tls=tls)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,10 @@
     live as long as the session: a test that needs the worker to lack a permission
     revokes it (``await secure_kafka.revoke_all()``).
 
-Every async test and fixture runs on uvloop (``pytest_asyncio_loop_factories``), the loop
-the worker runs on by default (``--event-loop auto``); tests/e2e/test_subprocess.py runs a
-worker process on asyncio's own loop too.
+Every async test and fixture runs on the loop the worker would take with ``--event-loop
+auto`` (``pytest_asyncio_loop_factories``): uvloop, or asyncio's own loop for the tests of
+the secured broker (TLS); ``PACKFLOW_TEST_EVENT_LOOP=asyncio`` runs them all on asyncio's
+loop. tests/e2e/test_subprocess.py runs a worker process on both.
 
 ``create_secure_topic`` (function scope)
     ``await create_secure_topic(partitions=1, *, prefix=None, config=None) -> str``
@@ -118,7 +119,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """uvloop's, so that the tests run on the worker's own loop (see above)."""
+    """The loop the worker would take (see above): uvloop's, but asyncio's for a test of the
+    secured broker (TLS: worker/event_loop.py) or with ``PACKFLOW_TEST_EVENT_LOOP=asyncio``."""
+    fixtures = getattr(item, "fixturenames", ())
+    tls = "secure_kafka" in fixtures or "create_secure_topic" in fixtures
+    if tls or os.environ.get("PACKFLOW_TEST_EVENT_LOOP") == "asyncio":
+        return {"asyncio": asyncio.new_event_loop}
     return {"uvloop": uvloop.new_event_loop}
 
 

@@ -79,7 +79,7 @@ SETTING_HELP: dict[str, str] = {  # the --help text of each setting
     "readiness_stall_seconds": "/readyz fails after this long stalled or with Kafka unreachable.",
     "shutdown_timeout_seconds": "Deadline for draining and closing on SIGTERM/SIGINT.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
-    "event_loop": "auto (uvloop when installed), uvloop or asyncio.",
+    "event_loop": "auto (uvloop when installed, asyncio's loop over TLS), uvloop or asyncio.",
     "retry_on": "Exception class names a backend raises for transient failures, comma-separated "
     "(e.g. TimeoutError,ConnectionError); packflow.exceptions.RetryableError always is.",
     "retry_max_attempts": "Calls made for a transiently failing batch before the breaker holds it.",
@@ -164,7 +164,8 @@ def _command(**options: Any) -> None:
         return
     tune_gc()  # after the backend's imports, so they are frozen too
     try:
-        code = event_loop.run(_serve(settings, backend), settings.event_loop)
+        tls = event_loop.uses_tls(settings.security_protocol)
+        code = event_loop.run(_serve(settings, backend), settings.event_loop, tls=tls)
     except StartupError as exc:
         _fail(str(exc))
         return

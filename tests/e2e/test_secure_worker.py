@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime
 import importlib
+import os
 import ssl
 import time
 import uuid
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.e2e._process import BACKEND, WorkerProcess
 from tests.e2e.conftest import Poison, wait_for
 from tests.support.kafka_admin import Acl, AclOperation
 from tests.support.oidc import OIDCServer
@@ -457,3 +459,28 @@ async def test_redrive_and_the_bench_clients_authenticate_with_the_same_settings
         common = importlib.import_module("_common")
         await common.produce_records(env["PACKFLOW_BOOTSTRAP_SERVERS"], names["input_topic"], 3)
         assert len(await read_as_admin(secure_kafka, names["input_topic"], 7)) == 7
+
+
+async def test_the_worker_process_takes_asyncios_loop_over_tls(
+    secure_kafka, create_secure_topic, tmp_path
+):
+    async with topics_for(secure_kafka, create_secure_topic) as names:
+        (tmp_path / "pipe.py").write_text(BACKEND)
+        env = {
+            **os.environ,
+            **secure_kafka.worker_settings("sasl_ssl", mechanism="SCRAM-SHA-512"),
+            **{f"{ENV_PREFIX}{k.upper()}": v for k, v in names.items()},
+            f"{ENV_PREFIX}BACKEND": "pipe:Backend",
+            f"{ENV_PREFIX}HEALTH_PORT": "0",
+        }
+        await produce_as_admin(secure_kafka, names["input_topic"], _values(3))
+        proc = WorkerProcess(tmp_path, env)
+        await proc.start()
+        try:
+            await wait_for(lambda: proc.named("batch_metrics"), 60, "the first batch")
+        finally:
+            code = await proc.stop()
+        assert code == 0, await proc.stderr()
+        (event,) = proc.named("worker_started")
+        assert event["event_loop"] == "asyncio"
+        assert event["security_protocol"] == "SASL_SSL"

@@ -25,6 +25,24 @@ def test_the_worker_runs_on_the_loop_it_is_told_to(choice, expected):
     assert event_loop.run(_running_loop(), choice) == expected
 
 
+@pytest.mark.parametrize(
+    ("protocol", "tls"),
+    [
+        ("SSL", True),
+        ("SASL_SSL", True),
+        ("sasl_ssl", True),
+        ("PLAINTEXT", False),
+        ("SASL_PLAINTEXT", False),
+        (None, False),
+    ],
+)
+def test_auto_takes_asyncios_loop_over_tls_and_an_explicit_choice_holds(protocol, tls):
+    assert event_loop.uses_tls(protocol) is tls
+    assert event_loop.run(_running_loop(), "auto", tls=tls) == ("asyncio" if tls else "uvloop")
+    assert event_loop.run(_running_loop(), "uvloop", tls=tls) == "uvloop"
+    assert event_loop.run(_running_loop(), "asyncio", tls=tls) == "asyncio"
+
+
 def test_auto_falls_back_to_asyncio_without_uvloop(monkeypatch):
     monkeypatch.setattr(event_loop, "uvloop_installed", lambda: False)
     assert event_loop.loop_factory("auto") is None
