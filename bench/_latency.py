@@ -2,9 +2,12 @@
 
 A fresh topic is fed by a producer rate-limited to ``rate`` records/s (half the worker's
 measured throughput by default) for up to ``--latency-seconds``; the worker, started and
-warmed up first, keeps up. Latency is output timestamp (broker LogAppendTime) minus input
-timestamp, in ms rounded to 0.1: p50/p90/p99/max over the whole run and over the run
-after its first second (steady state, reported beside the whole run, never instead of it).
+warmed up first, keeps up. Latency is the output's timestamp (broker LogAppendTime) minus the
+producer's ``send`` time, in ms rounded to 0.1: p50/p90/p99/max over the whole run and
+over the run after its first second (steady state, reported beside the whole run, never
+instead of it). The input topic keeps LogAppendTime too, which splits that latency in two:
+to the input (the load generator's client, the broker) and through the worker (input
+append to output append).
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from typing import Any
 from _common import (
     create_topic,
     delete_topics,
-    latencies,
     log,
     produce_at_rate,
     produce_records,
     read_input_timestamps,
     read_topic,
+    split_latencies,
     wait_for_messages,
 )
 from _contenders import batch_args
@@ -35,7 +38,7 @@ async def _latency_worker(sitting: Sitting, round_no: int) -> WorkerRun:
     them (not started)."""
     args, bootstrap = sitting.args, sitting.bootstrap
     inp, out, dlq = (sitting.topic("lat", round_no, x) for x in ("in", "out", "dlq"))
-    await create_topic(bootstrap, inp, args.partitions)
+    await create_topic(bootstrap, inp, args.partitions, log_append_time=True)
     await create_topic(bootstrap, out, args.partitions, log_append_time=True)
     await create_topic(bootstrap, dlq, 1)
     return WorkerRun(
@@ -66,7 +69,10 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         sitting.cpu.watch("latency", child.pid)
         since = time.time()
         self_cpu0 = time.process_time()
-        achieved = await produce_at_rate(bootstrap, inp, count, rate, record_bytes=size, make=make)
+        sent_at: list[list[float]] = [[] for _ in range(args.partitions)]
+        achieved = await produce_at_rate(
+            bootstrap, inp, count, rate, record_bytes=size, make=make, sent_at=sent_at
+        )
         self_cpu = time.process_time() - self_cpu0
         await wait_for_messages(
             bootstrap, [out, dlq], WARMUP_RECORDS + count, deadline_for(count), alive=child.alive
@@ -79,8 +85,9 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         code = worker.stop()
     inputs = await read_input_timestamps(bootstrap, inp)
     dump = await read_topic(bootstrap, out, with_sources=True)
-    lat = latencies(inputs, dump, since_ms=int(since * 1000))
-    steady = latencies(inputs, dump, since_ms=int(since * 1000) + 1000)
+    parts = split_latencies(inputs, sent_at, dump, since_ms=int(since * 1000))
+    steady = split_latencies(inputs, sent_at, dump, since_ms=int(since * 1000) + 1000)
+    lat = parts["end_to_end"]
     await delete_topics(bootstrap, [inp, out, dlq])
     busy = until - since
     result = {
@@ -88,7 +95,9 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         "achieved_rate_per_s": round(achieved),
         "exit_code_after_sigterm": code,
         "latency": lat,
-        "latency_after_first_second": steady,
+        "latency_after_first_second": steady["end_to_end"],
+        "latency_to_input": parts["to_input"],
+        "latency_through_worker": parts["through_worker"],
         "cpu_cores_used": {
             "worker": round((sitting.cpu.used("latency", since, until) or 0.0) / busy, 2),
             "load_generator": round(self_cpu / busy, 2),
@@ -98,6 +107,9 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
     log(
         f"latency at {achieved:,.0f}/s: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
         f"(after the first second: p50 {steady.get('p50_ms')} ms, "
-        f"p99 {steady.get('p99_ms')} ms; worker {result['cpu_cores_used']['worker']} cores)"
+        f"p99 {steady['end_to_end'].get('p99_ms')} ms; p99 to the input "
+        f"{parts['to_input'].get('p99_ms')} ms, through the worker "
+        f"{parts['through_worker'].get('p99_ms')} ms; "
+        f"worker {result['cpu_cores_used']['worker']} cores)"
     )
     return result
