@@ -82,6 +82,10 @@ def latency_summary(rounds: list[dict[str, Any]]) -> dict[str, Any] | None:
         "p50_ms": None if p50 is None else round(p50, 1),
         "p99_ms": None if p99 is None else round(p99, 1),
         "p99_ms_by_round": [r["latency"].get("p99_ms") for r in runs],
+        "p99_ms_through_worker_by_round": [
+            r.get("latency_through_worker", {}).get("p99_ms") for r in runs
+        ],
+        "p99_ms_to_input_by_round": [r.get("latency_to_input", {}).get("p99_ms") for r in runs],
         "target": "p99 < 50 ms",
         "met": None if p99 is None else p99 < 50.0,
     }
@@ -158,6 +162,12 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"latency at {_cell(lat['rate_per_s'])}/s: p50 {lat['p50_ms']} ms, "
             f"p99 {lat['p99_ms']} ms (target < 50 ms: {'met' if lat['met'] else 'NOT met'})",
+            file=out,
+        )
+        print(
+            f"  p99 by round {lat['p99_ms_by_round']}; of it, to the input "
+            f"{lat['p99_ms_to_input_by_round']} and through the worker "
+            f"{lat['p99_ms_through_worker_by_round']}",
             file=out,
         )
     for name, ratio in result["ratios"].items():
