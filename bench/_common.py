@@ -149,18 +149,18 @@ async def produce_at_rate(
     topic: str,
     count: int,
     rate: float,
+    sent_at: list[list[float]],
     *,
     record_bytes: int = 500,
     make: RecordMaker = make_record,
-    sent_at: list[list[float]] | None = None,
 ) -> float:
     """Produce ``count`` records at ``rate`` per second, smoothly; return the achieved rate.
 
     Every 2 ms the records that are due go to the client without waiting for their
     deliveries (waiting would turn the load into bursts); the client batches them.
-    With ``sent_at`` (one list per partition), record ``i`` goes to partition
-    ``i % len(sent_at)`` and the wall-clock ms of its ``send`` call is appended to that
-    partition's list: the k-th time of a list is the k-th record this call put there.
+    Record ``i`` goes to partition ``i % len(sent_at)`` and the wall-clock ms of its
+    ``send`` call is appended to that partition's list of ``sent_at``: the k-th time of a
+    list is the k-th record this call put in that partition.
     """
     pool = [make(i, record_bytes) for i in range(1024)]
     keys = [str(i).encode() for i in range(1024)]
@@ -173,36 +173,17 @@ async def produce_at_rate(
         sent = 0
         while sent < count:
             due = min(count, int((time.perf_counter() - t0) * rate) + 1)
-            if sent_at is None:
-                while sent < due:
-                    await producer.send(topic, pool[sent % 1024], key=keys[sent % 1024])
-                    sent += 1
-            else:
-                sent += await _send_tracked(producer, topic, pool, keys, sent, due, sent_at)
+            for i in range(sent, due):
+                p = i % len(sent_at)
+                sent_at[p].append(time.time() * 1000.0)
+                await producer.send(topic, pool[i % 1024], key=keys[i % 1024], partition=p)
+            sent = max(sent, due)
             await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - t0
         await producer.flush()
         return count / elapsed
     finally:
         await producer.stop()
-
-
-async def _send_tracked(
-    producer: AIOKafkaProducer,
-    topic: str,
-    pool: list[bytes],
-    keys: list[bytes],
-    first: int,
-    end: int,
-    sent_at: list[list[float]],
-) -> int:
-    """Send records ``first`` to ``end - 1`` round-robin over the partitions, noting each
-    send's wall-clock ms in its partition's list; return how many were sent."""
-    for i in range(first, end):
-        p = i % len(sent_at)
-        sent_at[p].append(time.time() * 1000.0)
-        await producer.send(topic, pool[i % 1024], key=keys[i % 1024], partition=p)
-    return end - first
 
 
 #: Partition counts of the topics this process created (every topic the bench reads).
@@ -354,25 +335,39 @@ def latencies(
     return _percentiles(values)
 
 
+def timed_inputs(
+    appended: dict[tuple[int, int], int], sent_at: list[list[float]]
+) -> dict[tuple[int, int], float]:
+    """``{(partition, offset): send time ms}`` of the records :func:`produce_at_rate` sent.
+
+    ``appended`` holds every input of the topic (``{(partition, offset): ...}``) and
+    ``sent_at`` the send times per partition, in order: those records are the last ones
+    of their partition, after any produced before them (the warm-up).
+    """
+    offsets: list[list[int]] = [[] for _ in sent_at]
+    for p, offset in appended:
+        offsets[p].append(offset)
+    sent: dict[tuple[int, int], float] = {}
+    for p, times in enumerate(sent_at):
+        last = sorted(offsets[p])[len(offsets[p]) - len(times) :]
+        for offset, t in zip(last, times, strict=True):
+            sent[(p, offset)] = t
+    return sent
+
+
 def split_latencies(
     appended: dict[tuple[int, int], int],
-    sent_at: list[list[float]],
+    sent: dict[tuple[int, int], float],
     outputs: TopicDump,
     since_ms: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """End-to-end latency and its two parts, percentiles in ms.
 
     ``appended`` holds the broker's append time of each input (a LogAppendTime topic) and
-    ``sent_at`` the producer's send time of the records :func:`produce_at_rate` put in each
-    partition, in order: they are the last ones of their partition. ``end_to_end`` is
+    ``sent`` the send times of the timed ones (:func:`timed_inputs`). ``end_to_end`` is
     output append minus send, ``to_input`` input append minus send (the load generator's
     client and the broker), ``through_worker`` output append minus input append.
     """
-    sent: dict[tuple[int, int], float] = {}
-    for p, times in enumerate(sent_at):
-        offsets = sorted(o for (q, o) in appended if q == p)
-        for offset, t in zip(offsets[len(offsets) - len(times) :], times, strict=True):
-            sent[(p, offset)] = t
     parts: dict[str, list[float]] = {"end_to_end": [], "to_input": [], "through_worker": []}
     for ts, src in zip(outputs.timestamps, outputs.sources, strict=True):
         if src is None or src not in sent or (since_ms is not None and sent[src] < since_ms):

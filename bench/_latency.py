@@ -24,6 +24,7 @@ from _common import (
     read_input_timestamps,
     read_topic,
     split_latencies,
+    timed_inputs,
     wait_for_messages,
 )
 from _contenders import batch_args
@@ -71,7 +72,7 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         self_cpu0 = time.process_time()
         sent_at: list[list[float]] = [[] for _ in range(args.partitions)]
         achieved = await produce_at_rate(
-            bootstrap, inp, count, rate, record_bytes=size, make=make, sent_at=sent_at
+            bootstrap, inp, count, rate, sent_at, record_bytes=size, make=make
         )
         self_cpu = time.process_time() - self_cpu0
         await wait_for_messages(
@@ -85,8 +86,9 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         code = worker.stop()
     inputs = await read_input_timestamps(bootstrap, inp)
     dump = await read_topic(bootstrap, out, with_sources=True)
-    parts = split_latencies(inputs, sent_at, dump, since_ms=int(since * 1000))
-    steady = split_latencies(inputs, sent_at, dump, since_ms=int(since * 1000) + 1000)
+    sent = timed_inputs(inputs, sent_at)
+    parts = split_latencies(inputs, sent, dump, since_ms=int(since * 1000))
+    steady = split_latencies(inputs, sent, dump, since_ms=int(since * 1000) + 1000)["end_to_end"]
     lat = parts["end_to_end"]
     await delete_topics(bootstrap, [inp, out, dlq])
     busy = until - since
@@ -95,7 +97,7 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         "achieved_rate_per_s": round(achieved),
         "exit_code_after_sigterm": code,
         "latency": lat,
-        "latency_after_first_second": steady["end_to_end"],
+        "latency_after_first_second": steady,
         "latency_to_input": parts["to_input"],
         "latency_through_worker": parts["through_worker"],
         "cpu_cores_used": {
@@ -107,7 +109,7 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
     log(
         f"latency at {achieved:,.0f}/s: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
         f"(after the first second: p50 {steady.get('p50_ms')} ms, "
-        f"p99 {steady['end_to_end'].get('p99_ms')} ms; p99 to the input "
+        f"p99 {steady.get('p99_ms')} ms; p99 to the input "
         f"{parts['to_input'].get('p99_ms')} ms, through the worker "
         f"{parts['through_worker'].get('p99_ms')} ms; "
         f"worker {result['cpu_cores_used']['worker']} cores)"

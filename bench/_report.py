@@ -82,10 +82,8 @@ def latency_summary(rounds: list[dict[str, Any]]) -> dict[str, Any] | None:
         "p50_ms": None if p50 is None else round(p50, 1),
         "p99_ms": None if p99 is None else round(p99, 1),
         "p99_ms_by_round": [r["latency"].get("p99_ms") for r in runs],
-        "p99_ms_through_worker_by_round": [
-            r.get("latency_through_worker", {}).get("p99_ms") for r in runs
-        ],
-        "p99_ms_to_input_by_round": [r.get("latency_to_input", {}).get("p99_ms") for r in runs],
+        "p99_ms_through_worker_by_round": [r["latency_through_worker"].get("p99_ms") for r in runs],
+        "p99_ms_to_input_by_round": [r["latency_to_input"].get("p99_ms") for r in runs],
         "target": "p99 < 50 ms",
         "met": None if p99 is None else p99 < 50.0,
     }

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _common import TopicDump, split_latencies
+from _common import TopicDump, split_latencies, timed_inputs
 
 
 def test_sent_times_pair_with_the_last_offsets_of_each_partition() -> None:
@@ -22,7 +22,10 @@ def test_sent_times_pair_with_the_last_offsets_of_each_partition() -> None:
         sources=[(0, 0), (0, 2), (0, 3), (1, 1), None],
     )
 
-    parts = split_latencies(appended, sent_at, outputs)
+    sent = timed_inputs(appended, sent_at)
+    parts = split_latencies(appended, sent, outputs)
+
+    assert sent == {(0, 2): 1_000.0, (0, 3): 1_025.0, (1, 1): 1_005.0}
 
     assert parts["end_to_end"]["count"] == 3
     assert parts["end_to_end"]["max_ms"] == 95.0  # 1,100 - 1,005
@@ -35,7 +38,8 @@ def test_since_drops_records_sent_before_it() -> None:
     appended = {(0, 0): 1_010, (0, 1): 2_010}
     outputs = TopicDump(timestamps=[1_020, 2_050], sources=[(0, 0), (0, 1)])
 
-    parts = split_latencies(appended, [[1_000.0, 2_000.0]], outputs, since_ms=1_500)
+    sent = timed_inputs(appended, [[1_000.0, 2_000.0]])
+    parts = split_latencies(appended, sent, outputs, since_ms=1_500)
 
     assert parts["end_to_end"] == pytest.approx(
         {"count": 1, "p50_ms": 50.0, "p90_ms": 50.0, "p99_ms": 50.0, "max_ms": 50.0}
@@ -43,6 +47,9 @@ def test_since_drops_records_sent_before_it() -> None:
 
 
 def test_no_timed_record_gives_a_count_of_zero() -> None:
-    parts = split_latencies({(0, 0): 10}, [[]], TopicDump(timestamps=[20], sources=[(0, 0)]))
+    appended = {(0, 0): 10}
+    parts = split_latencies(
+        appended, timed_inputs(appended, [[]]), TopicDump(timestamps=[20], sources=[(0, 0)])
+    )
 
     assert parts == {name: {"count": 0} for name in ("end_to_end", "to_input", "through_worker")}
