@@ -5,18 +5,26 @@ check, a probe) calls :meth:`BrokerWatch.reached`; a request that fails or times
 :meth:`BrokerWatch.failed`. The watch logs one ``kafka_unreachable`` warning when the broker
 stops answering and one ``kafka_reachable`` warning, with the outage's duration, when it is
 back; ``/readyz`` asks :meth:`BrokerWatch.unreachable_for`.
+
+A failure is evidence only of the time since the request was sent: a request sent during an
+outage that times out after the broker has answered another one (a lag check waiting for a
+partition leader while a metadata probe already got through) does not start a new outage.
+:meth:`BrokerWatch.ask` sends a request and records its outcome that way.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from worker._kafka import describe
+from worker._kafka import ask, describe
 from worker._log_limit import take_suppressed
+from worker.errors import KafkaUnanswered
 
 __all__ = ["BrokerWatch"]
+
+_T = TypeVar("_T")
 
 
 class BrokerWatch:
@@ -41,8 +49,14 @@ class BrokerWatch:
                 suppressed_library_lines=take_suppressed(),
             )
 
-    def failed(self, error: BaseException) -> None:
-        """A request failed or timed out: unreachable since the last answer (if not already)."""
+    def failed(self, error: BaseException, *, sent_at: float | None = None) -> None:
+        """A request failed or timed out: unreachable since the last answer (if not already).
+
+        ``sent_at`` (this watch's clock) is when the request was sent; a failure of a request
+        sent before the last answer says nothing of the broker now and is ignored.
+        """
+        if sent_at is not None and sent_at < self.last_contact:
+            return
         if self._unreachable_since is None:
             self._unreachable_since = self.last_contact
             self._log.warning(
@@ -50,6 +64,20 @@ class BrokerWatch:
                 error=describe(error),
                 last_contact_s_ago=round(self._clock() - self.last_contact, 1),
             )
+
+    async def ask(self, request: Awaitable[_T], seconds: float, what: str) -> _T:
+        """Await ``request`` like :func:`~worker._kafka.ask` and record whether it was answered.
+
+        Raises :class:`~worker.errors.KafkaUnanswered` (after :meth:`failed`) when it was not.
+        """
+        sent_at = self._clock()
+        try:
+            answer = await ask(request, seconds, what)
+        except KafkaUnanswered as exc:
+            self.failed(exc, sent_at=sent_at)
+            raise
+        self.reached()
+        return answer
 
     def quiet_for(self) -> float:
         """Seconds since the last answered request."""

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from worker._kafka import ask, getmany
+from worker._kafka import getmany
 from worker.backpressure import InFlightBudget
 from worker.errors import KafkaUnanswered
 from worker.liveness import KAFKA_REQUEST_TIMEOUT, Liveness
@@ -162,14 +162,13 @@ class Fetcher:
         generation = self._generation
         partitions = sorted(self._to_seek & set(consumer.assignment()))
         request = asyncio.gather(*(consumer.committed(tp) for tp in partitions))
+        watch = self._liveness.watch
         try:
-            committed = await ask(request, KAFKA_REQUEST_TIMEOUT * 2, "committed offsets")
-        except KafkaUnanswered as exc:
-            self._liveness.watch.failed(exc)
+            committed = await watch.ask(request, KAFKA_REQUEST_TIMEOUT * 2, "committed offsets")
+        except KafkaUnanswered:
             with contextlib.suppress(TimeoutError):  # pacing while the broker does not answer
                 await asyncio.wait_for(stop.wait(), 0.5)
             return
-        self._liveness.watch.reached()
         if generation != self._generation or self._rebalancing():
             return  # a newer assignment seeks again
         assignment = set(consumer.assignment())

@@ -19,7 +19,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from worker._kafka import ask
 from worker.connectivity import BrokerWatch
 from worker.errors import KafkaUnanswered
 
@@ -96,12 +95,9 @@ class Liveness:
             return {tp for tp in partitions if ends.get(tp, 0) > await consumer.position(tp)}
 
         try:
-            found = await ask(lagging(), KAFKA_REQUEST_TIMEOUT, "lag check")
-        except KafkaUnanswered as exc:
-            self.watch.failed(exc)
+            return await self.watch.ask(lagging(), KAFKA_REQUEST_TIMEOUT, "lag check")
+        except KafkaUnanswered:
             return None
-        self.watch.reached()
-        return found
 
     async def watch_loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Until ``stop``: probe the broker (metadata) when it has been quiet for a while."""
@@ -111,9 +107,5 @@ class Liveness:
                 await asyncio.wait_for(stop.wait(), min(1.0, interval))
             if stop.is_set() or self.watch.quiet_for() < interval:
                 continue
-            try:
-                await ask(consumer.topics(), KAFKA_REQUEST_TIMEOUT, "metadata probe")
-            except KafkaUnanswered as exc:
-                self.watch.failed(exc)
-            else:
-                self.watch.reached()
+            with contextlib.suppress(KafkaUnanswered):
+                await self.watch.ask(consumer.topics(), KAFKA_REQUEST_TIMEOUT, "metadata probe")
