@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from _child import Child
-from _common import BENCH, create_topic, delete_topics, latencies, log
+from _common import BENCH, TopicDump, create_topic, delete_topics, latencies, log
 from _phase import Sitting, measure_drain
 from _venvs import CONFLUENT, QUIX, main_version, pipe_env
 from _worker_process import WorkerRun, summarise_batches
@@ -44,6 +44,14 @@ async def worker_phase(
 ) -> dict[str, Any]:
     """The worker drains the backlog (``exactly_once``: the ``eos`` phase)."""
     phase = "eos" if exactly_once else "worker"
+    result, _ = await worker_drain(sitting, round_no, phase, exactly_once=exactly_once)
+    return result
+
+
+async def worker_drain(
+    sitting: Sitting, round_no: int, phase: str, *, exactly_once: bool = False
+) -> tuple[dict[str, Any], TopicDump]:
+    """The worker drains the backlog as phase ``phase``: its figures and its outputs."""
     out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     dlq = sitting.topic(phase, round_no, "dlq")
     await create_topic(sitting.bootstrap, dlq, 1)
@@ -79,7 +87,7 @@ async def worker_phase(
     result["latency_under_backlog"] = latencies(sitting.inputs, dump)
     result["exit_code_after_sigterm"] = result_code
     result["batches"] = summarise_batches(worker.batch_metrics())
-    return result
+    return result, dump
 
 
 def _pipe_argv(sitting: Sitting, group: str, out: str) -> list[str]:
@@ -98,6 +106,22 @@ def _pipe_argv(sitting: Sitting, group: str, out: str) -> list[str]:
     ]
 
 
+_VENV_PIPES = {
+    "confluent": (CONFLUENT, "_confluent_pipe.py", "confluent-kafka"),
+    "quix": (QUIX, "_quix_pipe.py", "quixstreams"),
+}
+
+
+def ensure_venv(kind: str) -> None:
+    """Install the venv of pipe ``kind`` (confluent, quix) unless it is there;
+    ``RuntimeError`` when that fails."""
+    venv = _VENV_PIPES[kind][0]
+    try:
+        venv.ensure(log)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RuntimeError(f"could not install {venv.requirements[0]}: {exc}") from exc
+
+
 def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[list[str], str]:
     """The command line of reference pipe ``kind`` and the client library it runs (name and
     version). Installs the pipe's venv on first use; ``RuntimeError`` when that fails."""
@@ -107,14 +131,8 @@ def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[li
         pipelined = ["--pipelined"] if kind == "best" else []
         command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count, *pipelined]
         return command, f"aiokafka {main_version('aiokafka')}"
-    venv, script, dist = {
-        "confluent": (CONFLUENT, "_confluent_pipe.py", "confluent-kafka"),
-        "quix": (QUIX, "_quix_pipe.py", "quixstreams"),
-    }[kind]
-    try:
-        venv.ensure(log)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise RuntimeError(f"could not install {venv.requirements[0]}: {exc}") from exc
+    venv, script, dist = _VENV_PIPES[kind]
+    ensure_venv(kind)
     # Quix Streams runs until stopped; the others stop after --count records.
     command = [str(venv.python), str(BENCH / script), *argv, *([] if kind == "quix" else count)]
     return command, f"{dist} {venv.version(dist)}"
@@ -122,15 +140,24 @@ def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[li
 
 async def pipe_phase(sitting: Sitting, round_no: int, kind: str) -> dict[str, Any]:
     """A reference pipe drains the backlog: ``kind`` is best, bare, confluent or quix."""
-    out = await sitting.output_topic(sitting.topic(kind, round_no, "out"))
+    result, _ = await pipe_drain(sitting, round_no, kind, kind)
+    return result
+
+
+async def pipe_drain(
+    sitting: Sitting, round_no: int, kind: str, phase: str
+) -> tuple[dict[str, Any], TopicDump]:
+    """Reference pipe ``kind`` drains the backlog as phase ``phase``: figures and outputs."""
+    out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     try:
-        command, library = _pipe_command(sitting, kind, sitting.group(kind, round_no), out)
-        child = Child(command, cwd=BENCH, env=pipe_env(), log_path=sitting.log_path(kind, round_no))
+        command, library = _pipe_command(sitting, kind, sitting.group(phase, round_no), out)
+        log_path = sitting.log_path(phase, round_no)
+        child = Child(command, cwd=BENCH, env=pipe_env(), log_path=log_path)
         try:
-            result, _ = await measure_drain(sitting, kind, child, out)
+            result, dump = await measure_drain(sitting, phase, child, out)
         finally:
             child.stop()
     finally:
         await delete_topics(sitting.bootstrap, [out])
     result["client"] = library
-    return result
+    return result, dump

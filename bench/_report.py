@@ -1,8 +1,9 @@
 """The throughput bench's summary: medians over rounds, the issue's ratios and targets, a table.
 
 Rows are the backlog phases plus ``perf_producer`` / ``perf_consumer`` (the ``perf`` phase's
-two tools). Each row holds the median over rounds of records/s, of the process's CPU
-seconds per 1,000 messages and of the broker's, and the 1-minute load averages seen.
+two tools) and ``together_worker`` / ``together_quix`` (the ``together`` phase's two). Each
+row holds the median over rounds of records/s, of the process's CPU seconds per 1,000
+messages and of the broker's, and the 1-minute load averages seen.
 Ratios come from those medians; ``per_round`` beside them pairs phases of the same round.
 """
 
@@ -26,6 +27,14 @@ RATIOS: list[tuple[str, str, str, str, str, Any]] = [
         "<= 0.667",
         lambda v: v <= 2 / 3,
     ),
+    (
+        "worker_cpu_over_quix_cpu_together",
+        "together_worker",
+        "together_quix",
+        "process_cpu_s_per_1000",
+        "<= 0.667",
+        lambda v: v <= 2 / 3,
+    ),
     ("eos_over_alo", "eos", "worker", "records_per_s", ">= 0.5", lambda v: v >= 0.5),
     ("worker_over_perf_consumer", "worker", "perf_consumer", "records_per_s", "-", None),
 ]
@@ -40,6 +49,9 @@ def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for tool in ("producer", "consumer"):
                 if isinstance(result.get(tool), dict):
                     rows[f"perf_{tool}"] = {**result[tool], "load_1min": result.get("load_1min")}
+        elif name == "together" and isinstance(result.get("rows"), dict):
+            for row_name, row in result["rows"].items():
+                rows[row_name] = {**row, "load_1min": result.get("load_1min")}
         elif name != "latency" and isinstance(result, dict) and "error" not in result:
             rows[name] = result
     return rows

@@ -18,6 +18,8 @@ bare        the plain aiokafka pipe (send, await every ack, commit, per fetch)
 confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
             (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
 quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
+together    the worker and Quix Streams at once, CPU per message over the same window
+            (``bench/_together.py``: both meet the same machine)
 perf        the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
 eos         the worker with ``--delivery exactly-once``
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
@@ -57,10 +59,11 @@ from _kafka_perf import perf_phase
 from _latency import latency_phase
 from _phase import Sitting, load_1min
 from _report import latency_summary, overhead, print_table, ratios, summarise
+from _together import together_phase
 from _workloads import WORKLOADS, Workload, backend_cost
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
-PHASES = ("worker", "best", "bare", "confluent", "quix", "perf", "eos", "latency")
+PHASES = ("worker", "best", "bare", "confluent", "quix", "together", "perf", "eos", "latency")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,6 +117,8 @@ async def run_phase(
             result = await worker_phase(sitting, round_no, exactly_once=name == "eos")
         elif name == "perf":
             result = await perf_phase(sitting, round_no)
+        elif name == "together":
+            result = await together_phase(sitting, round_no)
         elif name == "latency":
             rate = sitting.args.latency_rate or statistics.median(worker_rates) / 2
             result = await latency_phase(sitting, round_no, rate)
@@ -132,6 +137,8 @@ def describe(result: dict[str, Any]) -> str:
         return f"FAILED: {result['error'].splitlines()[0]}"
     if "producer" in result:
         return f"producer {describe(result['producer'])}; consumer {describe(result['consumer'])}"
+    if "rows" in result:
+        return "; ".join(f"{name}: {describe(row)}" for name, row in result["rows"].items())
     if "latency" in result:
         lat = result["latency"]
         return f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms"

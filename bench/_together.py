@@ -1,0 +1,71 @@
+"""The ``together`` phase: the worker and Quix Streams drain the backlog at the same time.
+
+Run one after the other, two contenders meet different machines: on this 2-core machine
+the same command's CPU per message moves by up to 2x within a minute, so a ratio of two
+phases carries that noise. Run at once, each with its own consumer group and output topic,
+both meet the same machine. Their CPU per message is read over the window in which both
+were writing outputs (from the later first output to the earlier last one), counting each
+one's outputs in that window (``bench/_phase.py`` reads CPU the same way). Each contender
+shares the cores with the other, so records/s here is no ceiling; CPU per message is the
+figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from _common import TopicDump
+from _contenders import ensure_venv, pipe_drain, worker_drain
+from _phase import Sitting, cpu_figures
+
+#: (row name, contender) of the phase; the row names are also their CPU series' names.
+CONTENDERS = (("together_worker", "worker"), ("together_quix", "quix"))
+
+
+def common_window(dumps: list[TopicDump]) -> tuple[float, float] | None:
+    """Wall seconds from the latest first output to the earliest last one (None: empty)."""
+    if any(len(d.timestamps) < 2 for d in dumps):
+        return None
+    start = max(min(d.timestamps) for d in dumps) / 1000.0
+    end = min(max(d.timestamps) for d in dumps) / 1000.0
+    return (start, end) if end > start else None
+
+
+def in_window(dump: TopicDump, window: tuple[float, float]) -> int:
+    """Outputs of ``dump`` appended within ``window`` (wall seconds, ends included)."""
+    low, high = window[0] * 1000.0, window[1] * 1000.0
+    return sum(1 for t in dump.timestamps if low <= t <= high)
+
+
+async def together_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
+    """The worker and Quix Streams drain the backlog at once; each one's figures over the
+    window both were writing in (``rows``), and over its own drain (``alone_window``)."""
+    ensure_venv("quix")  # before either starts: the install would hold up one of them
+    (worker, worker_dump), (quix, quix_dump) = await asyncio.gather(
+        worker_drain(sitting, round_no, "together_worker"),
+        pipe_drain(sitting, round_no, "quix", "together_quix"),
+    )
+    window = common_window([worker_dump, quix_dump])
+    if window is None:
+        raise RuntimeError("the worker and Quix Streams wrote no outputs at the same time")
+    rows: dict[str, Any] = {}
+    for (name, _), dump in zip(CONTENDERS, (worker_dump, quix_dump), strict=True):
+        count = in_window(dump, window)
+        rows[name] = {
+            "outputs": count,
+            "records_per_s": round(count / (window[1] - window[0])),
+            **cpu_figures(sitting.cpu, name, window[0], window[1], count),
+        }
+    share = round(window[1] - window[0], 3)
+    return {
+        "window_s": share,
+        "rows": rows,
+        "alone_window": {"together_worker": _own(worker), "together_quix": _own(quix)},
+    }
+
+
+def _own(result: dict[str, Any]) -> dict[str, Any]:
+    """A contender's figures over its own first-to-last output window."""
+    keys = ("outputs", "records_per_s", "window_s", "process_cpu_s_per_1000")
+    return {k: result.get(k) for k in keys}
