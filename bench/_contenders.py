@@ -39,6 +39,12 @@ def batch_args(sitting: Sitting) -> list[str]:
     ]
 
 
+def worker_args(sitting: Sitting) -> list[str]:
+    """The options every worker of a sitting runs with: the batch options and any
+    ``--worker-arg`` (say ``--kafka-option=consumer.fetch_min_bytes=65536``)."""
+    return [*batch_args(sitting), *(getattr(sitting.args, "worker_arg", None) or [])]
+
+
 async def worker_phase(
     sitting: Sitting, round_no: int, *, exactly_once: bool = False
 ) -> dict[str, Any]:
@@ -63,7 +69,7 @@ async def worker_drain(
         dlq,
         sitting.group(phase, round_no),
         sitting.log_path(phase, round_no),
-        extra_args=[*batch_args(sitting), *delivery],
+        extra_args=[*worker_args(sitting), *delivery],
         backend_args=sitting.workload.worker_args,
     )
     try:

@@ -27,7 +27,7 @@ from _common import (
     timed_inputs,
     wait_for_messages,
 )
-from _contenders import batch_args
+from _contenders import worker_args
 from _phase import Sitting, cpu_figures, deadline_for
 from _worker_process import WorkerRun
 
@@ -49,7 +49,7 @@ async def _latency_worker(sitting: Sitting, round_no: int) -> WorkerRun:
         dlq,
         sitting.group("lat", round_no),
         sitting.log_path("latency", round_no),
-        extra_args=batch_args(sitting),
+        extra_args=worker_args(sitting),
         backend_args=sitting.workload.worker_args,
     )
 

@@ -83,6 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="records/s of the latency run (default: half the worker's measured throughput)",
     )
     parser.add_argument(
+        "--worker-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for every worker (repeat it; --worker-arg=--linger-ms=2)",
+    )
+    parser.add_argument(
         "--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}"
     )
     args = parser.parse_args(argv)

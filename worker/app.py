@@ -75,7 +75,11 @@ class Worker:
             settings=settings,
             backend=self.backend_name,
             budget=InFlightBudget(settings.max_in_flight_records, settings.max_in_flight_bytes),
-            liveness=Liveness(settings.readiness_stall_seconds, log),
+            liveness=Liveness(
+                settings.readiness_stall_seconds,
+                log,
+                fetch_wait=settings.max_batch_wait_ms / 1000.0,
+            ),
             breaker=make_breaker(settings, log),
             metrics=WorkerMetrics(self._metrics_state),
             recent_metrics=collections.deque(maxlen=256),

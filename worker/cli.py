@@ -68,7 +68,8 @@ SETTING_HELP: dict[str, str] = {  # the --help text of each setting
     "project": "A packflow project folder (its packflow.yaml names the backend).",
     "backend_config": "JSON object of keyword arguments for the backend's config.",
     "max_batch_size": "Most Kafka messages per batch.",
-    "max_batch_wait_ms": "Longest wait for messages before processing a batch.",
+    "max_batch_wait_ms": "Longest wait for a batch to fill (the broker holds a fetch until "
+    "--fetch-min-bytes have come or this is over).",
     "delivery": "at-least-once or exactly-once.",
     "executor_threads": "Threads that run backend code.",
     "health_port": "Port of /healthz and /readyz (0 = any free port).",

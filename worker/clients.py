@@ -157,7 +157,8 @@ class KafkaClients:
         return provider if isinstance(provider, OidcTokenProvider) else None
 
     def consumer(self, listener: ConsumerRebalanceListener) -> AIOKafkaConsumer:
-        """The input consumer: explicit commits only, bounded prefetch, subscribed."""
+        """The input consumer: explicit commits only, bounded prefetch, subscribed; a fetch
+        waits at the broker for ``--fetch-min-bytes`` up to ``--max-batch-wait-ms``."""
         s = self.settings
         consumer = AIOKafkaConsumer(
             **self._connection,
@@ -172,6 +173,10 @@ class KafkaClients:
             rebalance_timeout_ms=s.rebalance_timeout_ms,
             fetch_max_bytes=s.fetch_max_bytes,
             max_partition_fetch_bytes=s.max_partition_fetch_bytes,
+            # The broker holds a fetch until this much has come or the batch wait is over:
+            # fuller batches at moderate rates, each batch's fixed costs paid less often.
+            fetch_min_bytes=s.fetch_min_bytes,
+            fetch_max_wait_ms=s.max_batch_wait_ms,
             isolation_level=(
                 "read_committed" if s.delivery == "exactly-once" else "read_uncommitted"
             ),

@@ -57,6 +57,8 @@ _MANAGED: dict[str, str] = {
     "rebalance_timeout_ms": "use --rebalance-timeout-ms",
     "fetch_max_bytes": "use --fetch-max-bytes",
     "max_partition_fetch_bytes": "use --max-partition-fetch-bytes",
+    "fetch_min_bytes": "use --fetch-min-bytes",
+    "fetch_max_wait_ms": "follows --max-batch-wait-ms",
     "linger_ms": "use --linger-ms",
     "loop": "not a client option",
     "topics": "use --input-topic",

@@ -4,8 +4,9 @@ Progress is a fetch that returned messages, a settled batch, or, while the topic
 check of the end offsets showing no lag (in exactly-once delivery the consumer reads
 committed, so its end offsets are the last stable offsets and an open input transaction is
 not lag). aiokafka's fetcher can stall silently (aio-libs/aiokafka#1037): lag on a partition
-that is not paused, with nothing fetched for a while, logs ``fetch_stalled`` and, once it
-lasts ``readiness_stall_seconds``, makes the worker unready. A request that gets no answer is
+that is not paused, with nothing fetched for a while (beyond ``fetch_wait``, how long the broker may
+hold a fetch for ``--fetch-min-bytes``), logs ``fetch_stalled`` and, once it lasts
+``readiness_stall_seconds``, makes the worker unready. A request that gets no answer is
 never progress (:class:`~worker.connectivity.BrokerWatch`). The timers restart when an
 assignment completes, so a rebalance is not a stall.
 """
@@ -31,9 +32,10 @@ KAFKA_REQUEST_TIMEOUT = 5.0
 class Liveness:
     """Tracks progress and reachability for one consumer; see the module docstring."""
 
-    def __init__(self, stall_seconds: float, logger: Any) -> None:
+    def __init__(self, stall_seconds: float, logger: Any, *, fetch_wait: float = 0.0) -> None:
         self._stall = stall_seconds
         self._interval = min(5.0, stall_seconds / 3)
+        self._fetch_wait = fetch_wait
         self._log = logger
         self.watch = BrokerWatch(logger)
         now = time.monotonic()
@@ -68,7 +70,10 @@ class Liveness:
         """After an empty fetch: every ``interval`` seconds idle, look for lag (a stall)."""
         now = time.monotonic()
         interval = self._interval
-        if now - self._idle_since < interval or now - self._last_idle_check < interval:
+        # Records the broker holds back while a fetch waits for --fetch-min-bytes are lag too.
+        if now - self._idle_since < interval + self._fetch_wait:
+            return
+        if now - self._last_idle_check < interval:
             return
         self._last_idle_check = now
         lagging = await self._lagging(consumer, set(consumer.assignment()) - paused)

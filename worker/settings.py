@@ -86,6 +86,7 @@ class WorkerSettings(ConnectionSettings):
     rebalance_timeout_ms: int = Field(default=60_000, ge=1000)
     fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_partition_fetch_bytes: int = Field(default=1024 * 1024, ge=1024)
+    fetch_min_bytes: int = Field(default=64 * 1024, ge=1)
     linger_ms: int = Field(default=5, ge=0)
     startup_timeout_seconds: float = Field(default=15.0, gt=0)
 

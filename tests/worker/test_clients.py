@@ -30,7 +30,7 @@ async def test_each_client_gets_the_connection_and_its_sides_options():
         max_request_size=2 * 1024 * 1024,
         kafka_options=(
             "request.timeout.ms=7000",
-            "consumer.fetch.min.bytes=4096",
+            "consumer.metadata.max.age.ms=4096",
             "consumer.client.rack=rack-1",
             "producer.retry.backoff.ms=30",
         ),
@@ -45,7 +45,10 @@ async def test_each_client_gets_the_connection_and_its_sides_options():
         assert client._sasl_plain_username == "worker"
         assert client._sasl_plain_password == "pw"
         assert client._request_timeout_ms == 7000
-    assert (consumer._fetch_min_bytes, consumer._client_rack) == (4096, "rack-1")
+    assert (consumer._client._metadata_max_age_ms, consumer._client_rack) == (
+        4096,
+        "rack-1",
+    )
     assert consumer._group_instance_id == "pod-0"
     assert producer.client._retry_backoff == 0.03
     assert consumer._client._retry_backoff == 0.1  # the producer's option only
@@ -63,3 +66,17 @@ async def test_the_batch_size_never_exceeds_the_request_size():
     producer = clients.producer(max_batch_bytes=10**9)
     assert producer._message_accumulator._batch_size == 100_000
     await producer.stop()
+
+
+async def test_a_fetch_waits_at_the_broker_for_fetch_min_bytes_up_to_the_batch_wait():
+    default = KafkaClients(load_settings(**BASE)).consumer(_Listener())
+    tuned = KafkaClients(load_settings(**BASE, fetch_min_bytes=1, max_batch_wait_ms=50)).consumer(
+        _Listener()
+    )
+    assert (default._fetch_min_bytes, default._fetch_max_wait_ms) == (
+        64 * 1024,
+        20,
+    )
+    assert (tuned._fetch_min_bytes, tuned._fetch_max_wait_ms) == (1, 50)
+    for consumer in (default, tuned):
+        await consumer.stop()

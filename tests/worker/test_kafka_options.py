@@ -16,9 +16,9 @@ def test_a_dotted_kafka_name_and_an_aiokafka_name_are_the_same_option():
 
 def test_a_side_prefix_sets_one_client_only():
     options = parse_kafka_options(
-        {"consumer.fetch.min.bytes": "1024", "producer.retry.backoff.ms": "50"}
+        {"consumer.metadata.max.age.ms": "1024", "producer.retry.backoff.ms": "50"}
     )
-    assert options.consumer == {"fetch_min_bytes": 1024}
+    assert options.consumer == {"metadata_max_age_ms": 1024}
     assert options.producer == {"retry_backoff_ms": 50}
     assert options.admin == {}
 
@@ -43,7 +43,7 @@ def test_values_are_converted_to_the_parameter_type():
             "unknown Kafka option 'reqest.timeout.ms': not an option of any "
             "Kafka client (closest: request.timeout.ms",
         ),
-        ("producer.fetch.min.bytes", "not an option of the producer"),
+        ("producer.check.crcs", "not an option of the producer"),
         ("consumer.metadata_max_age", "(closest: consumer.metadata_max_age_ms)"),
     ],
 )
@@ -61,6 +61,8 @@ def test_an_unknown_key_names_it_and_the_closest_known_ones(key, expected):
         ("producer.compression.type", "use --compression-type"),
         ("sasl.plain.password", "use --sasl-password or --sasl-password-file"),
         ("consumer.session.timeout.ms", "use --session-timeout-ms"),
+        ("consumer.fetch.min.bytes", "use --fetch-min-bytes"),
+        ("fetch.max.wait.ms", "follows --max-batch-wait-ms"),
     ],
 )
 def test_an_option_the_worker_manages_is_refused_with_the_flag_to_use(key, flag):
