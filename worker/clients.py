@@ -23,9 +23,13 @@ from worker.limits import MAX_BATCH_BYTES
 from worker.oauth import OidcTokenProvider
 from worker.settings import WorkerSettings
 
-__all__ = ["KafkaClients", "connection_options", "producer_options"]
-
-"""The producer's ``max_batch_size``: the most bytes of one batch of one partition."""
+__all__ = [
+    "IDLE_FETCH_WAIT_MS",
+    "KafkaClients",
+    "connection_options",
+    "fetch_wait",
+    "producer_options",
+]
 
 
 def connection_options(
@@ -128,6 +132,25 @@ def producer_options(
     }
 
 
+#: How long the broker may hold a fetch of an idle topic when batches do not wait to fill
+#: (``--max-batch-wait-ms 0``): aiokafka's default.
+IDLE_FETCH_WAIT_MS = 500
+
+
+def fetch_wait(min_bytes: int, batch_wait_ms: int) -> dict[str, int]:
+    """The consumer's ``fetch_min_bytes`` and ``fetch_max_wait_ms``.
+
+    The broker holds a fetch until ``min_bytes`` have come or the batch wait is over: fuller
+    batches at moderate rates, so each batch's fixed costs are paid less often. With no batch
+    wait, the broker answers as soon as anything has come and holds a fetch of an idle topic
+    for :data:`IDLE_FETCH_WAIT_MS` (a fetch answered at once, empty, would be sent again at
+    once, over and over).
+    """
+    if batch_wait_ms == 0:
+        return {"fetch_min_bytes": 1, "fetch_max_wait_ms": IDLE_FETCH_WAIT_MS}
+    return {"fetch_min_bytes": min_bytes, "fetch_max_wait_ms": batch_wait_ms}
+
+
 class KafkaClients:
     """Builds the worker's Kafka clients, all connected the same way.
 
@@ -173,10 +196,7 @@ class KafkaClients:
             rebalance_timeout_ms=s.rebalance_timeout_ms,
             fetch_max_bytes=s.fetch_max_bytes,
             max_partition_fetch_bytes=s.max_partition_fetch_bytes,
-            # The broker holds a fetch until this much has come or the batch wait is over:
-            # fuller batches at moderate rates, each batch's fixed costs paid less often.
-            fetch_min_bytes=s.fetch_min_bytes,
-            fetch_max_wait_ms=s.max_batch_wait_ms,
+            **fetch_wait(s.fetch_min_bytes, s.max_batch_wait_ms),
             isolation_level=(
                 "read_committed" if s.delivery == "exactly-once" else "read_uncommitted"
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.abc import ConsumerRebalanceListener
 
-from worker.clients import KafkaClients
+from worker.clients import IDLE_FETCH_WAIT_MS, KafkaClients, fetch_wait
 from worker.settings import load_settings
 
 BASE = {"input_topic": "in", "output_topic": "out", "dlq_topic": "dlq", "backend": "m:B"}
@@ -80,3 +80,8 @@ async def test_a_fetch_waits_at_the_broker_for_fetch_min_bytes_up_to_the_batch_w
     assert (tuned._fetch_min_bytes, tuned._fetch_max_wait_ms) == (1, 50)
     for consumer in (default, tuned):
         await consumer.stop()
+
+
+def test_with_no_batch_wait_a_fetch_is_answered_at_once_and_an_idle_one_long_polled():
+    assert fetch_wait(65536, 0) == {"fetch_min_bytes": 1, "fetch_max_wait_ms": IDLE_FETCH_WAIT_MS}
+    assert fetch_wait(65536, 20) == {"fetch_min_bytes": 65536, "fetch_max_wait_ms": 20}
