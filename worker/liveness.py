@@ -4,9 +4,9 @@ Progress is a fetch that returned messages, a settled batch, or, while the topic
 check of the end offsets showing no lag (in exactly-once delivery the consumer reads
 committed, so its end offsets are the last stable offsets and an open input transaction is
 not lag). aiokafka's fetcher can stall silently (aio-libs/aiokafka#1037): lag on a partition
-that is not paused, with nothing fetched for a while (beyond ``fetch_wait``, how long the broker may
-hold a fetch for ``--fetch-min-bytes``), logs ``fetch_stalled`` and, once it lasts
-``readiness_stall_seconds``, makes the worker unready. A request that gets no answer is
+that is not paused, with nothing fetched for a while (beyond ``fetch_wait``, how long the
+broker may hold a fetch for ``--fetch-min-bytes``), logs ``fetch_stalled`` and, once it
+lasts ``readiness_stall_seconds``, makes the worker unready. A request that gets no answer is
 never progress (:class:`~worker.connectivity.BrokerWatch`). The timers restart when an
 assignment completes, so a rebalance is not a stall.
 """

@@ -76,7 +76,7 @@ async def test_an_unreachable_broker_turns_both_modes_unready_and_ready_again(
             changes = [e for e in during if e["event"] in ("kafka_unreachable", "kafka_reachable")]
             assert names.count("kafka_unreachable") == 1, (mode, changes)
             back = [e for e in during if e["event"] == "kafka_reachable"]
-            assert len(back) == 1, (mode, names)
+            assert len(back) == 1, (mode, changes)
             assert back[0]["unreachable_s"] >= STALL_SECONDS
             library = [e for e in during if e["event"] == "library_log"]
             # Unlimited, aiokafka logs about 95 lines a second here; one per kind per 10 s now.
