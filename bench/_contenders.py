@@ -42,7 +42,7 @@ def batch_args(sitting: Sitting) -> list[str]:
 def worker_args(sitting: Sitting) -> list[str]:
     """The options every worker of a sitting runs with: the batch options and any
     ``--worker-arg`` (say ``--kafka-option=consumer.fetch_min_bytes=65536``)."""
-    return [*batch_args(sitting), *(getattr(sitting.args, "worker_arg", None) or [])]
+    return [*batch_args(sitting), *sitting.args.worker_arg]
 
 
 async def worker_phase(

@@ -19,8 +19,8 @@ from _common import TopicDump
 from _contenders import ensure_venv, pipe_drain, worker_drain
 from _phase import Sitting, cpu_figures
 
-#: (row name, contender) of the phase; the row names are also their CPU series' names.
-CONTENDERS = (("together_worker", "worker"), ("together_quix", "quix"))
+#: The phase's rows, worker then Quix; each is also the name of its drain's CPU series.
+ROWS = ("together_worker", "together_quix")
 
 
 def common_window(dumps: list[TopicDump]) -> tuple[float, float] | None:
@@ -42,26 +42,28 @@ async def together_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
     """The worker and Quix Streams drain the backlog at once; each one's figures over the
     window both were writing in (``rows``), and over its own drain (``alone_window``)."""
     ensure_venv("quix")  # before either starts: the install would hold up one of them
-    (worker, worker_dump), (quix, quix_dump) = await asyncio.gather(
-        worker_drain(sitting, round_no, "together_worker"),
-        pipe_drain(sitting, round_no, "quix", "together_quix"),
+    drains = await asyncio.gather(
+        worker_drain(sitting, round_no, ROWS[0]),
+        pipe_drain(sitting, round_no, "quix", ROWS[1]),
     )
-    window = common_window([worker_dump, quix_dump])
+    window = common_window([dump for _, dump in drains])
     if window is None:
         raise RuntimeError("the worker and Quix Streams wrote no outputs at the same time")
+    start, end = window
     rows: dict[str, Any] = {}
-    for (name, _), dump in zip(CONTENDERS, (worker_dump, quix_dump), strict=True):
+    for name, (_, dump) in zip(ROWS, drains, strict=True):
         count = in_window(dump, window)
         rows[name] = {
             "outputs": count,
-            "records_per_s": round(count / (window[1] - window[0])),
-            **cpu_figures(sitting.cpu, name, window[0], window[1], count),
+            "records_per_s": round(count / (end - start)),
+            **cpu_figures(sitting.cpu, name, start, end, count),
         }
-    share = round(window[1] - window[0], 3)
     return {
-        "window_s": share,
+        "window_s": round(end - start, 3),
         "rows": rows,
-        "alone_window": {"together_worker": _own(worker), "together_quix": _own(quix)},
+        "alone_window": {
+            name: _own(result) for name, (result, _) in zip(ROWS, drains, strict=True)
+        },
     }
 
 
