@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from _child import Child
@@ -55,9 +56,16 @@ async def worker_phase(
 
 
 async def worker_drain(
-    sitting: Sitting, round_no: int, phase: str, *, exactly_once: bool = False
+    sitting: Sitting,
+    round_no: int,
+    phase: str,
+    *,
+    exactly_once: bool = False,
+    source: Path | None = None,
 ) -> tuple[dict[str, Any], TopicDump]:
-    """The worker drains the backlog as phase ``phase``: its figures and its outputs."""
+    """The worker drains the backlog as phase ``phase``: its figures and its outputs.
+
+    ``source`` runs another source tree's worker (:class:`~_worker_process.WorkerRun`)."""
     out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     dlq = sitting.topic(phase, round_no, "dlq")
     await create_topic(sitting.bootstrap, dlq, 1)
@@ -71,6 +79,7 @@ async def worker_drain(
         sitting.log_path(phase, round_no),
         extra_args=[*worker_args(sitting), *delivery],
         backend_args=sitting.workload.worker_args,
+        source=source,
     )
     try:
         child = worker.start()

@@ -1,7 +1,8 @@
 """The throughput bench's summary: medians over rounds, the issue's ratios and targets, a table.
 
 Rows are the backlog phases plus ``perf_producer`` / ``perf_consumer`` (the ``perf`` phase's
-two tools) and ``together_worker`` / ``together_quix`` (the ``together`` phase's two). Each
+two tools), ``together_worker`` / ``together_quix`` (the ``together`` phase's two) and
+``ab_worker`` / ``ab_baseline`` (the ``ab`` phase's). Each
 row holds the median over rounds of records/s, of the process's CPU seconds per 1,000
 messages and of the broker's, and the 1-minute load averages seen.
 Ratios come from those medians; ``per_round`` beside them pairs phases of the same round.
@@ -35,6 +36,14 @@ RATIOS: list[tuple[str, str, str, str, str, Any]] = [
         "<= 0.667",
         lambda v: v <= 2 / 3,
     ),
+    (
+        "worker_cpu_over_baseline_cpu_ab",
+        "ab_worker",
+        "ab_baseline",
+        "process_cpu_s_per_1000",
+        "-",
+        None,
+    ),
     ("eos_over_alo", "eos", "worker", "records_per_s", ">= 0.5", lambda v: v >= 0.5),
     ("worker_over_perf_consumer", "worker", "perf_consumer", "records_per_s", "-", None),
 ]
@@ -49,7 +58,7 @@ def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for tool in ("producer", "consumer"):
                 if isinstance(result.get(tool), dict):
                     rows[f"perf_{tool}"] = {**result[tool], "load_1min": result.get("load_1min")}
-        elif name == "together" and isinstance(result.get("rows"), dict):
+        elif name in ("together", "ab") and isinstance(result.get("rows"), dict):
             for row_name, row in result["rows"].items():
                 rows[row_name] = {**row, "load_1min": result.get("load_1min")}
         elif name != "latency" and isinstance(result, dict) and "error" not in result:

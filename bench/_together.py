@@ -1,4 +1,8 @@
-"""The ``together`` phase: the worker and Quix Streams drain the backlog at the same time.
+"""The ``together`` and ``ab`` phases: two contenders drain the backlog at the same time.
+
+``together`` runs the worker beside Quix Streams; ``ab`` runs the worker beside the worker of
+another source tree (``--baseline``: a ``git worktree`` of an earlier commit), to measure a
+change of the worker.
 
 Run one after the other, two contenders meet different machines: on this 2-core machine
 the same command's CPU per message moves by up to 2x within a minute, so a ratio of two
@@ -13,6 +17,7 @@ figure.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from _common import TopicDump
@@ -21,6 +26,8 @@ from _phase import Sitting, cpu_figures
 
 #: The phase's rows, worker then Quix; each is also the name of its drain's CPU series.
 ROWS = ("together_worker", "together_quix")
+#: The ``ab`` phase's rows: this tree's worker, then the baseline tree's.
+AB_ROWS = ("ab_worker", "ab_baseline")
 
 
 def common_window(dumps: list[TopicDump]) -> tuple[float, float] | None:
@@ -39,19 +46,36 @@ def in_window(dump: TopicDump, window: tuple[float, float]) -> int:
 
 
 async def together_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
-    """The worker and Quix Streams drain the backlog at once; each one's figures over the
-    window both were writing in (``rows``), and over its own drain (``alone_window``)."""
+    """The worker and Quix Streams drain the backlog at once (see :func:`side_by_side`)."""
     ensure_venv("quix")  # before either starts: the install would hold up one of them
     drains = await asyncio.gather(
         worker_drain(sitting, round_no, ROWS[0]),
         pipe_drain(sitting, round_no, "quix", ROWS[1]),
     )
+    return side_by_side(sitting, ROWS, list(drains))
+
+
+async def ab_phase(sitting: Sitting, round_no: int, baseline: Path) -> dict[str, Any]:
+    """This tree's worker and ``baseline``'s drain the backlog at once (see
+    :func:`side_by_side`)."""
+    drains = await asyncio.gather(
+        worker_drain(sitting, round_no, AB_ROWS[0]),
+        worker_drain(sitting, round_no, AB_ROWS[1], source=baseline),
+    )
+    return side_by_side(sitting, AB_ROWS, list(drains))
+
+
+def side_by_side(
+    sitting: Sitting, names: tuple[str, str], drains: list[tuple[dict[str, Any], TopicDump]]
+) -> dict[str, Any]:
+    """Two drains that ran at once: each one's figures over the window both were writing in
+    (``rows``), and over its own drain (``alone_window``)."""
     window = common_window([dump for _, dump in drains])
     if window is None:
-        raise RuntimeError("the worker and Quix Streams wrote no outputs at the same time")
+        raise RuntimeError(f"{names[0]} and {names[1]} wrote no outputs at the same time")
     start, end = window
     rows: dict[str, Any] = {}
-    for name, (_, dump) in zip(ROWS, drains, strict=True):
+    for name, (_, dump) in zip(names, drains, strict=True):
         count = in_window(dump, window)
         rows[name] = {
             "outputs": count,
@@ -62,7 +86,7 @@ async def together_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
         "window_s": round(end - start, 3),
         "rows": rows,
         "alone_window": {
-            name: _own(result) for name, (result, _) in zip(ROWS, drains, strict=True)
+            name: _own(result) for name, (result, _) in zip(names, drains, strict=True)
         },
     }
 

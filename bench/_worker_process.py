@@ -27,6 +27,9 @@ class WorkerRun:
 
     ``backend_args`` name the backend as the CLI takes it (``--backend``/``--loader`` or
     ``--project``); it runs in bench/, so the bench's backend modules are importable.
+    ``source``, when given, is another packflow source tree (a ``git worktree`` of an
+    earlier commit, say) whose ``worker`` and ``packflow`` packages run instead of this one's:
+    it goes first on ``PYTHONPATH``.
     """
 
     bootstrap: str
@@ -37,6 +40,7 @@ class WorkerRun:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     backend_args: tuple[str, ...] = IDENTITY_BACKEND
+    source: Path | None = None
     child: Child | None = None
 
     def command(self) -> list[str]:
@@ -56,6 +60,10 @@ class WorkerRun:
             PACKFLOW_GROUP_ID=self.group_id,
             PACKFLOW_LOG_LEVEL="INFO",  # batch_metrics events are INFO
         )
+        if self.source is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(self.source), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
         return env
 
     def start(self) -> Child:

@@ -20,6 +20,9 @@ confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
 quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
 together    the worker and Quix Streams at once, CPU per message over the same window
             (``bench/_together.py``: both meet the same machine)
+ab          the worker and the worker of ``--baseline`` (another source tree, e.g. a ``git
+            worktree`` of an earlier commit) at once, as ``together``: a change measured on
+            one machine (only with ``--baseline``; not in the default phases)
 perf        the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
 eos         the worker with ``--delivery exactly-once``
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
@@ -41,6 +44,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -59,11 +63,13 @@ from _kafka_perf import perf_phase
 from _latency import latency_phase
 from _phase import Sitting, load_1min
 from _report import latency_summary, overhead, print_table, ratios, summarise
-from _together import together_phase
+from _together import ab_phase, together_phase
 from _workloads import WORKLOADS, Workload, backend_cost
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
 PHASES = ("worker", "best", "bare", "confluent", "quix", "together", "perf", "eos", "latency")
+#: Phases run only when asked for by name.
+OPT_IN_PHASES = ("ab",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,13 +96,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one more argument for every worker (repeat it; --worker-arg=--linger-ms=2)",
     )
     parser.add_argument(
-        "--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}"
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="the ab phase's other source tree (say, git worktree add /tmp/base HEAD~1)",
+    )
+    known = (*PHASES, *OPT_IN_PHASES)
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(known)} (default: all but ab)",
     )
     args = parser.parse_args(argv)
     wanted = {x.strip() for x in args.phases.split(",") if x.strip()}
-    if wanted - set(PHASES):
-        parser.error(f"unknown phases: {', '.join(sorted(wanted - set(PHASES)))}")
-    args.phases = [p for p in PHASES if p in wanted]
+    if wanted - set(known):
+        parser.error(f"unknown phases: {', '.join(sorted(wanted - set(known)))}")
+    args.phases = [p for p in known if p in wanted]
+    if "ab" in args.phases:
+        if args.baseline is None:
+            parser.error("the ab phase needs --baseline DIR (a packflow source tree)")
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "worker" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no worker package there")
     if "latency" in args.phases and "worker" not in args.phases and not args.latency_rate:
         parser.error("the latency phase needs the worker phase or --latency-rate")
     if args.records < 100 or args.rounds < 1:
@@ -126,6 +147,8 @@ async def run_phase(
             result = await perf_phase(sitting, round_no)
         elif name == "together":
             result = await together_phase(sitting, round_no)
+        elif name == "ab":
+            result = await ab_phase(sitting, round_no, sitting.args.baseline)
         elif name == "latency":
             rate = sitting.args.latency_rate or statistics.median(worker_rates) / 2
             result = await latency_phase(sitting, round_no, rate)
