@@ -62,10 +62,12 @@ async def worker_drain(
     *,
     exactly_once: bool = False,
     source: Path | None = None,
+    extra_args: list[str] | None = None,
 ) -> tuple[dict[str, Any], TopicDump]:
     """The worker drains the backlog as phase ``phase``: its figures and its outputs.
 
-    ``source`` runs another source tree's worker (:class:`~_worker_process.WorkerRun`)."""
+    ``source`` runs another source tree's worker (:class:`~_worker_process.WorkerRun`);
+    ``extra_args`` come after the sitting's worker arguments (the later one wins)."""
     out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     dlq = sitting.topic(phase, round_no, "dlq")
     await create_topic(sitting.bootstrap, dlq, 1)
@@ -77,7 +79,7 @@ async def worker_drain(
         dlq,
         sitting.group(phase, round_no),
         sitting.log_path(phase, round_no),
-        extra_args=[*worker_args(sitting), *delivery],
+        extra_args=[*worker_args(sitting), *delivery, *(extra_args or [])],
         backend_args=sitting.workload.worker_args,
         source=source,
     )

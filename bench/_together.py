@@ -57,10 +57,12 @@ async def together_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
 
 async def ab_phase(sitting: Sitting, round_no: int, baseline: Path) -> dict[str, Any]:
     """This tree's worker and ``baseline``'s drain the backlog at once (see
-    :func:`side_by_side`)."""
+    :func:`side_by_side`); ``--baseline-arg`` options go to the baseline's only."""
     drains = await asyncio.gather(
         worker_drain(sitting, round_no, AB_ROWS[0]),
-        worker_drain(sitting, round_no, AB_ROWS[1], source=baseline),
+        worker_drain(
+            sitting, round_no, AB_ROWS[1], source=baseline, extra_args=sitting.args.baseline_arg
+        ),
     )
     return side_by_side(sitting, AB_ROWS, list(drains))
 

@@ -101,6 +101,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="the ab phase's other source tree (say, git worktree add /tmp/base HEAD~1)",
     )
+    parser.add_argument(
+        "--baseline-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for the ab phase's baseline worker only (repeat it)",
+    )
     known = (*PHASES, *OPT_IN_PHASES)
     parser.add_argument(
         "--phases",

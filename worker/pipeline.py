@@ -121,6 +121,12 @@ class Message:
             self._headers = output_headers(self.record)
         return self._headers
 
+    def headers_from(self, source_prefix: bytes) -> list[tuple[str, bytes]]:
+        """:attr:`headers`, given ``b"topic/partition/"`` of its partition; built for the
+        caller and not kept, unless they were already (the publisher's hot path)."""
+        headers = self._headers
+        return _headers_of(self.record, source_prefix) if headers is None else headers
+
     def carry_trace(self, trace: list[tuple[str, bytes]]) -> None:
         """Its output or dead letter carries ``trace`` (the batch span's ``traceparent``) in
         place of any trace header of the input."""
@@ -416,11 +422,7 @@ def new_batch(
     for tp, records in fetched.items():
         offsets[tp] = [record.offset for record in records]
         nbytes += sum([len(r.value or b"") + len(r.key or b"") for r in records])
-        source = f"{tp.topic}/{tp.partition}/".encode()
-        messages += [
-            Message(record, None, False, None, 0, None, tp, _headers_of(record, source))
-            for record in records
-        ]
+        messages += [Message(record, None, False, None, 0, None, tp) for record in records]
     stats = BatchStats(batch_size=len(messages))
     stats.partitions = partition_ranges(
         (tp.topic, tp.partition, offset)

@@ -241,6 +241,7 @@ class Publisher:
         output_partitions = self._output_partitions
         last_tp: TopicPartition | None = None
         partition = 0
+        source = b""
         batch: SharedBatch | None = None
         for message in messages:
             if message.letter is not None:
@@ -253,9 +254,10 @@ class Publisher:
                 last_tp = message.tp
                 partition = last_tp.partition % output_partitions  # as _output_partition()
                 batch = batches.get(partition)
+                source = f"{last_tp.topic}/{last_tp.partition}/".encode()
             if batch is None:
                 batch = batches[partition] = self._new_batch(partition)
-            record, value, headers = message.record, message.output, message.headers
+            record, value, headers = message.record, message.output, message.headers_from(source)
             assert value is not None
             if (
                 batch.builder.append(key=record.key, value=value, timestamp=None, headers=headers)
