@@ -20,7 +20,7 @@ def pipe_parser(doc: str | None, *, batched: bool = True) -> argparse.ArgumentPa
     parser.add_argument("--group-id", required=True)
     if batched:
         parser.add_argument("--count", type=int, required=True)
-        parser.add_argument("--max-batch-size", type=int, default=500)
+        parser.add_argument("--max-batch-size", type=int, default=1000)  # the worker's
         parser.add_argument("--max-batch-wait-ms", type=int, default=20)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
     return parser

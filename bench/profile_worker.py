@@ -47,6 +47,8 @@ from _venvs import TOOLS
 from _worker_process import WorkerRun, summarise_batches
 from _workloads import WORKLOADS
 
+from worker.settings import WorkerSettings
+
 WARMUP_RECORDS = 200
 
 
@@ -55,7 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_backlog_arguments(parser, records=200_000)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
-    parser.add_argument("--max-batch-size", type=int, default=500)
+    parser.add_argument(
+        "--max-batch-size", type=int, default=WorkerSettings.model_construct().max_batch_size
+    )
     parser.add_argument("--max-batch-wait-ms", type=int, default=20)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25, help="functions listed")

@@ -66,8 +66,12 @@ from _report import latency_summary, overhead, print_table, ratios, summarise
 from _together import ab_phase, together_phase
 from _workloads import WORKLOADS, Workload, backend_cost
 
+from worker.settings import WorkerSettings
+
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
 PHASES = ("worker", "best", "bare", "confluent", "quix", "together", "perf", "eos", "latency")
+#: The worker's own defaults (``max_batch_size``), which the bench's follow.
+WORKER_DEFAULTS = WorkerSettings.model_construct()
 #: Phases run only when asked for by name.
 OPT_IN_PHASES = ("ab",)
 
@@ -76,7 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_backlog_arguments(parser, records=200_000)
-    parser.add_argument("--max-batch-size", type=int, default=500, help="worker and pipes")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=WORKER_DEFAULTS.max_batch_size,
+        help="worker and pipes (default: the worker's)",
+    )
     parser.add_argument("--max-batch-wait-ms", type=int, default=20, help="worker and pipes")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every phase")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")

@@ -54,7 +54,7 @@ class WorkerSettings(ConnectionSettings):
     loader: Literal["local", "module"] = "local"
     project: Path | None = None
     backend_config: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
-    max_batch_size: int = Field(default=500, ge=1)
+    max_batch_size: int = Field(default=1000, ge=1)
     max_batch_wait_ms: int = Field(default=20, ge=0)
     delivery: Delivery = "at-least-once"
     executor_threads: int = Field(default=1, ge=1, le=256)

@@ -26,7 +26,7 @@ def test_defaults_match_the_documented_contract():
     assert s.group_id == "packflow-worker"
     assert s.loader == "local"
     assert s.backend_config == {}
-    assert (s.max_batch_size, s.max_batch_wait_ms) == (500, 20)
+    assert (s.max_batch_size, s.max_batch_wait_ms) == (1000, 20)
     assert s.delivery == "at-least-once"
     assert s.executor_threads == 1
     assert s.health_port == 8080
