@@ -10,10 +10,10 @@ options (``_common.PRODUCER_OPTIONS`` / ``CONSUMER_OPTIONS``) and batch size. Tw
 
 Outputs keep the input's key and headers, plus the source header; the best pipe writes them
 to partition ``input partition % output partitions`` (as the worker), the bare one lets the
-key choose. With ``--workload identity`` the values are forwarded
-untouched (no decoding: only what any correct at-least-once pipe must do); other workloads
-decode each fetch, run the worker's backend on it once and encode the outputs
-(``_workloads.apply_batch``). Stops after ``--count`` records (or on SIGTERM). Both run on
+key choose. Each fetch is decoded, the workload's backend runs on it once and its outputs
+are encoded, as the worker does (``_workloads.apply_batch``); ``--forward-bytes`` forwards
+the values untouched instead (no JSON, no backend: only what any correct at-least-once pipe
+must do). Stops after ``--count`` records (or on SIGTERM). Both run on
 the loop the worker would (``--event-loop``, ``auto`` by default: ``worker/event_loop.py``).
 """
 
@@ -164,7 +164,7 @@ async def best_pipe(
 
 async def pipe(args: argparse.Namespace) -> int:
     """Forward ``args.count`` records from the input to the output topic."""
-    backend = WORKLOADS[args.workload].pipe_backend()
+    backend = WORKLOADS[args.workload].pipe_backend(forward_bytes=args.forward_bytes)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await (best_pipe if args.pipelined else bare_pipe)(args, backend, stop)

@@ -7,9 +7,9 @@ output partitions``), and commit a fetch's offsets only once every output of it 
 every fetch before it was acknowledged by the broker (the worker's commit rule); fetching
 goes on while up to ``MAX_UNACKED_FETCHES`` fetches await their acknowledgements. The
 client options are ``_common.PRODUCER_OPTIONS`` / ``CONSUMER_OPTIONS`` in librdkafka's
-names. Workloads other than identity run the worker's backend on each fetch
-(``_workloads.apply_batch``). Plaintext connections only. Stops after ``--count`` records
-(or on SIGTERM).
+names. Every workload runs the worker's backend on each fetch (``_workloads.apply_batch``);
+``--forward-bytes`` forwards the values untouched. Plaintext connections only. Stops after
+``--count`` records (or on SIGTERM).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main() -> int:
     """Command-line entry point."""
     parser = pipe_parser(__doc__)
     args = parser.parse_args()
-    pipe = Pipe(args, WORKLOADS[args.workload].pipe_backend())
+    pipe = Pipe(args, WORKLOADS[args.workload].pipe_backend(forward_bytes=args.forward_bytes))
 
     def stop(_signum: int, _frame: object) -> None:
         pipe.stopping = True

@@ -6,6 +6,7 @@ phase      contender
 worker     ``packflow-worker`` (subprocess, CLI), at-least-once
 eos        the same with ``--delivery exactly-once``
 best       ``_bare_pipe.py --pipelined``: the best aiokafka pipe
+forward    the same with ``--forward-bytes``: values forwarded untouched, no JSON
 bare       ``_bare_pipe.py``: send, await acks, commit, per fetch
 confluent  ``_confluent_pipe.py`` in ``bench/.venv-confluent`` (librdkafka)
 quix       ``_quix_pipe.py`` in ``bench/.venv-quix`` (Quix Streams)
@@ -144,8 +145,9 @@ def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[li
     version). Installs the pipe's venv on first use; ``RuntimeError`` when that fails."""
     argv = _pipe_argv(sitting, group, out)
     count = ["--count", str(sitting.args.records), *batch_args(sitting)]
-    if kind in ("best", "bare"):
-        pipelined = ["--pipelined"] if kind == "best" else []
+    if kind in ("best", "forward", "bare"):
+        pipelined = {"best": ["--pipelined"], "forward": ["--pipelined", "--forward-bytes"]}
+        pipelined = pipelined.get(kind, [])
         command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count, *pipelined]
         return command, f"aiokafka {main_version('aiokafka')}"
     venv, script, dist = _VENV_PIPES[kind]
@@ -156,7 +158,8 @@ def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[li
 
 
 async def pipe_phase(sitting: Sitting, round_no: int, kind: str) -> dict[str, Any]:
-    """A reference pipe drains the backlog: ``kind`` is best, bare, confluent or quix."""
+    """A reference pipe drains the backlog: ``kind`` is best, forward, bare, confluent or
+    quix."""
     result, _ = await pipe_drain(sitting, round_no, kind, kind)
     return result
 

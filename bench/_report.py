@@ -18,6 +18,7 @@ from typing import Any
 RATIOS: list[tuple[str, str, str, str, str, Any]] = [
     ("worker_over_best", "worker", "best", "records_per_s", ">= 0.9", lambda v: v >= 0.9),
     ("worker_over_quix", "worker", "quix", "records_per_s", ">= 1.0", lambda v: v >= 1.0),
+    ("worker_over_forward", "worker", "forward", "records_per_s", "-", None),
     ("worker_over_confluent", "worker", "confluent", "records_per_s", "-", None),
     ("worker_over_bare", "worker", "bare", "records_per_s", "-", None),
     (

@@ -8,11 +8,13 @@ numpy      the example ``examples/anomaly_scorer``     ``_records.make_reading``
 busy20us   ``bench/busy_backend.py`` (~20 us/record)   ``_records.make_record``
 =========  ==========================================  =====================================
 
-For ``identity`` the reference pipes forward each message's bytes untouched (the ceiling:
-no decoding at all). For the others they run the same SDK backend object the worker runs
-(``backend(records)`` on each fetched batch; Quix Streams, which has no batch step, once
-per record), decoding and encoding JSON with orjson, so each pipe pays what the worker pays
-for the backend. Stdlib only at import: the pipes import this module in their own venvs.
+In every workload the reference pipes do the worker's job: they run the same SDK backend
+object the worker runs (``backend(records)`` on each fetched batch; Quix Streams, which has
+no batch step, once per record), decoding and encoding JSON with orjson, so each pipe pays
+what the worker pays for the JSON and the backend. The batched pipes' ``--forward-bytes``
+(the ``forward`` phase) skips all of it and forwards each value untouched: the transport's
+ceiling, a pipe that does less than the job. Stdlib only at import: the pipes import this
+module in their own venvs.
 """
 
 from __future__ import annotations
@@ -62,10 +64,10 @@ class Workload:
         module = importlib.import_module(self.backend_module)
         return module.Backend()  # type: ignore[no-any-return]
 
-    def pipe_backend(self) -> BatchFunction | None:
-        """What the reference pipes run: nothing for identity (bytes forwarded), else the
-        worker's backend."""
-        return None if self.name == "identity" else self.sdk_backend()
+    def pipe_backend(self, *, forward_bytes: bool = False) -> BatchFunction | None:
+        """What the reference pipes run: the worker's backend, or nothing with
+        ``forward_bytes`` (values forwarded untouched)."""
+        return None if forward_bytes else self.sdk_backend()
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -101,8 +103,8 @@ def backend_cost(
 
 
 def apply_batch(backend: BatchFunction | None, values: list[bytes]) -> list[bytes]:
-    """The pipes' per-batch step: ``values`` unchanged for identity, else decode, run the
-    backend on the batch and encode its outputs (one per input)."""
+    """The pipes' per-batch step: decode, run the backend on the batch and encode its
+    outputs (one per input); ``values`` unchanged without a backend (``--forward-bytes``)."""
     if backend is None:
         return values
     import orjson

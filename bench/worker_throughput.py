@@ -13,7 +13,10 @@ round):
 ==========  ===============================================================================
 worker      ``packflow-worker`` (subprocess, CLI), the workload's backend, at-least-once
 best        the best aiokafka pipe (``_bare_pipe.py --pipelined``: batch API, acks awaited
-            while the next batch is fetched, the worker's commit rule)
+            while the next batch is fetched, the worker's commit rule), doing the worker's
+            job: JSON decoded, the workload's backend, JSON encoded
+forward     the same pipe forwarding each value untouched (``--forward-bytes``): the
+            transport's ceiling, with no JSON and no backend
 bare        the plain aiokafka pipe (send, await every ack, commit, per fetch)
 confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
             (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
@@ -69,7 +72,18 @@ from _workloads import WORKLOADS, Workload, backend_cost
 from worker.settings import WorkerSettings
 
 #: Every phase, in the order of round 1 (later rounds rotate it; latency always closes).
-PHASES = ("worker", "best", "bare", "confluent", "quix", "together", "perf", "eos", "latency")
+PHASES = (
+    "worker",
+    "best",
+    "forward",
+    "bare",
+    "confluent",
+    "quix",
+    "together",
+    "perf",
+    "eos",
+    "latency",
+)
 #: The worker's own defaults (``max_batch_size``), which the bench's follow.
 WORKER_DEFAULTS = WorkerSettings.model_construct()
 #: Phases run only when asked for by name.
