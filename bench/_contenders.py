@@ -108,13 +108,13 @@ async def worker_drain(
     return result, dump
 
 
-def _pipe_argv(sitting: Sitting, group: str, out: str) -> list[str]:
-    """The arguments every reference pipe takes."""
+def _pipe_argv(sitting: Sitting, group: str, out: str, input_topic: str | None) -> list[str]:
+    """The arguments every reference pipe takes (``input_topic``: the backlog's if None)."""
     return [
         "--bootstrap",
         sitting.bootstrap,
         "--input-topic",
-        sitting.input_topic,
+        input_topic or sitting.input_topic,
         "--output-topic",
         out,
         "--group-id",
@@ -140,20 +140,32 @@ def ensure_venv(kind: str) -> None:
         raise RuntimeError(f"could not install {venv.requirements[0]}: {exc}") from exc
 
 
-def _pipe_command(sitting: Sitting, kind: str, group: str, out: str) -> tuple[list[str], str]:
+def pipe_command(
+    sitting: Sitting,
+    kind: str,
+    group: str,
+    out: str,
+    *,
+    input_topic: str | None = None,
+    count: int | None = None,
+) -> tuple[list[str], str]:
     """The command line of reference pipe ``kind`` and the client library it runs (name and
-    version). Installs the pipe's venv on first use; ``RuntimeError`` when that fails."""
-    argv = _pipe_argv(sitting, group, out)
-    count = ["--count", str(sitting.args.records), *batch_args(sitting)]
+    version): it reads ``input_topic`` (the backlog's if None) and stops after ``count``
+    records (``--records`` if None). Installs the pipe's venv on first use; ``RuntimeError``
+    when that fails."""
+    argv = _pipe_argv(sitting, group, out, input_topic)
+    records = sitting.args.records if count is None else count
+    count_args = ["--count", str(records), *batch_args(sitting)]
     if kind in ("best", "forward", "bare"):
         pipelined = {"best": ["--pipelined"], "forward": ["--pipelined", "--forward-bytes"]}
         pipelined = pipelined.get(kind, [])
-        command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count, *pipelined]
+        command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count_args, *pipelined]
         return command, f"aiokafka {main_version('aiokafka')}"
     venv, script, dist = _VENV_PIPES[kind]
     ensure_venv(kind)
     # Quix Streams runs until stopped; the others stop after --count records.
-    command = [str(venv.python), str(BENCH / script), *argv, *([] if kind == "quix" else count)]
+    extra = [] if kind == "quix" else count_args
+    command = [str(venv.python), str(BENCH / script), *argv, *extra]
     return command, f"{dist} {venv.version(dist)}"
 
 
@@ -170,7 +182,7 @@ async def pipe_drain(
     """Reference pipe ``kind`` drains the backlog as phase ``phase``: figures and outputs."""
     out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     try:
-        command, library = _pipe_command(sitting, kind, sitting.group(phase, round_no), out)
+        command, library = pipe_command(sitting, kind, sitting.group(phase, round_no), out)
         log_path = sitting.log_path(phase, round_no)
         child = Child(command, cwd=BENCH, env=pipe_env(), log_path=log_path)
         try:

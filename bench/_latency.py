@@ -7,15 +7,21 @@ producer's ``send`` time, in ms rounded to 0.1: p50/p90/p99/max over the whole r
 over the run after its first second (steady state, reported beside the whole run, never
 instead of it). The input topic keeps LogAppendTime too, which splits that latency in two:
 to the input (the load generator's client, the broker) and through the worker (input
-append to output append).
+append to output append). The ``latency_best`` phase runs the best aiokafka pipe
+(``_bare_pipe.py --pipelined``, the worker's batch options) in the worker's place at the
+same rate, on its own topics: what the machine, the broker and the client allow.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from _child import Child
 from _common import (
+    BENCH,
     create_topic,
     delete_topics,
     log,
@@ -27,23 +33,37 @@ from _common import (
     timed_inputs,
     wait_for_messages,
 )
-from _contenders import worker_args
+from _contenders import pipe_command, worker_args
 from _phase import Sitting, cpu_figures, deadline_for
+from _venvs import pipe_env
 from _worker_process import WorkerRun
 
 WARMUP_RECORDS = 200
 
 
-async def _latency_worker(sitting: Sitting, round_no: int) -> WorkerRun:
-    """Create the phase's own input, output and dead-letter topics; the worker that reads
-    them (not started)."""
+@dataclass
+class _Contender:
+    """What the phase starts on its topics: the worker, or the best pipe (``latency_best``)."""
+
+    start: Callable[[], Child]
+    stop: Callable[[], int]
+    log_tail: Callable[[], str]
+
+
+async def _topics(sitting: Sitting, phase: str, round_no: int) -> tuple[str, str, str]:
+    """The phase's own input, output and dead-letter topics, created."""
     args, bootstrap = sitting.args, sitting.bootstrap
-    inp, out, dlq = (sitting.topic("lat", round_no, x) for x in ("in", "out", "dlq"))
+    inp, out, dlq = (sitting.topic(phase, round_no, x) for x in ("in", "out", "dlq"))
     await create_topic(bootstrap, inp, args.partitions, log_append_time=True)
     await create_topic(bootstrap, out, args.partitions, log_append_time=True)
     await create_topic(bootstrap, dlq, 1)
-    return WorkerRun(
-        bootstrap,
+    return inp, out, dlq
+
+
+def _worker(sitting: Sitting, round_no: int, topics: tuple[str, str, str]) -> _Contender:
+    inp, out, dlq = topics
+    worker = WorkerRun(
+        sitting.bootstrap,
         inp,
         out,
         dlq,
@@ -52,18 +72,47 @@ async def _latency_worker(sitting: Sitting, round_no: int) -> WorkerRun:
         extra_args=worker_args(sitting),
         backend_args=sitting.workload.worker_args,
     )
+    return _Contender(worker.start, worker.stop, worker.log_tail)
 
 
-async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[str, Any]:
-    """A caught-up worker fed at ``rate`` records/s."""
+def _best_pipe(
+    sitting: Sitting, round_no: int, topics: tuple[str, str, str], count: int
+) -> _Contender:
+    inp, out, _ = topics
+    group = sitting.group("latbest", round_no)
+    command, _ = pipe_command(sitting, "best", group, out, input_topic=inp, count=count)
+    log_path = sitting.log_path("latency_best", round_no)
+    children: list[Child] = []
+
+    def start() -> Child:
+        children.append(Child(command, cwd=BENCH, env=pipe_env(), log_path=log_path))
+        return children[0]
+
+    return _Contender(
+        start,
+        lambda: children[0].stop() if children else 0,
+        lambda: children[0].log_tail() if children else "",
+    )
+
+
+async def latency_phase(
+    sitting: Sitting, round_no: int, rate: float, *, contender: str = "worker"
+) -> dict[str, Any]:
+    """A caught-up ``contender`` (``worker``, or ``best``: the best aiokafka pipe, for
+    reference) fed at ``rate`` records/s."""
     args, bootstrap = sitting.args, sitting.bootstrap
     rate = max(100.0, rate)
     count = int(min(args.records, rate * args.latency_seconds))
-    worker = await _latency_worker(sitting, round_no)
-    inp, out, dlq = worker.input_topic, worker.output_topic, worker.dlq_topic
+    phase = "lat" if contender == "worker" else "latbest"
+    topics = await _topics(sitting, phase, round_no)
+    inp, out, dlq = topics
+    if contender == "worker":
+        runner = _worker(sitting, round_no, topics)
+    else:
+        runner = _best_pipe(sitting, round_no, topics, WARMUP_RECORDS + count)
     make, size = sitting.workload.make, args.record_bytes
-    log(f"latency: {count:,} records at {rate:,.0f}/s ...")
-    child = worker.start()
+    log(f"latency ({contender}): {count:,} records at {rate:,.0f}/s ...")
+    child = runner.start()
     try:
         await produce_records(bootstrap, inp, WARMUP_RECORDS, record_bytes=size, make=make)
         await wait_for_messages(bootstrap, [out, dlq], WARMUP_RECORDS, 120, alive=child.alive)
@@ -80,10 +129,10 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         )
         until = time.time()
     except (TimeoutError, RuntimeError) as exc:
-        raise RuntimeError(f"latency phase failed: {exc}\n{worker.log_tail()}") from exc
+        raise RuntimeError(f"latency phase failed: {exc}\n{runner.log_tail()}") from exc
     finally:
         sitting.cpu.unwatch("latency")
-        code = worker.stop()
+        code = runner.stop()
     inputs = await read_input_timestamps(bootstrap, inp)
     dump = await read_topic(bootstrap, out, with_sources=True)
     sent = timed_inputs(inputs, sent_at)
@@ -93,6 +142,7 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
     await delete_topics(bootstrap, [inp, out, dlq])
     busy = until - since
     result = {
+        "contender": contender,
         "target_rate_per_s": round(rate),
         "achieved_rate_per_s": round(achieved),
         "exit_code_after_sigterm": code,
@@ -101,7 +151,7 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         "latency_to_input": parts["to_input"],
         "latency_through_worker": parts["through_worker"],
         "cpu_cores_used": {
-            "worker": round((sitting.cpu.used("latency", since, until) or 0.0) / busy, 2),
+            contender: round((sitting.cpu.used("latency", since, until) or 0.0) / busy, 2),
             "load_generator": round(self_cpu / busy, 2),
         },
         **cpu_figures(sitting.cpu, "latency", since, until, count),
@@ -110,8 +160,8 @@ async def latency_phase(sitting: Sitting, round_no: int, rate: float) -> dict[st
         f"latency at {achieved:,.0f}/s: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
         f"(after the first second: p50 {steady.get('p50_ms')} ms, "
         f"p99 {steady.get('p99_ms')} ms; p99 to the input "
-        f"{parts['to_input'].get('p99_ms')} ms, through the worker "
+        f"{parts['to_input'].get('p99_ms')} ms, through the {contender} "
         f"{parts['through_worker'].get('p99_ms')} ms; "
-        f"worker {result['cpu_cores_used']['worker']} cores)"
+        f"{contender} {result['cpu_cores_used'][contender]} cores)"
     )
     return result

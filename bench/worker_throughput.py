@@ -29,6 +29,7 @@ ab          the worker and the worker of ``--baseline`` (another source tree, e.
 perf        the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
 eos         the worker with ``--delivery exactly-once``
 latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
+latency_best  the best aiokafka pipe in the worker's place, at the same rate: a reference
 ==========  ===============================================================================
 
 ``--workload`` picks the backend: ``identity``, ``numpy`` (the example anomaly scorer) or
@@ -83,9 +84,12 @@ PHASES = (
     "perf",
     "eos",
     "latency",
+    "latency_best",
 )
 #: The worker's own defaults (``max_batch_size``), which the bench's follow.
 WORKER_DEFAULTS = WorkerSettings.model_construct()
+#: The phases fed at a fixed rate, which close every round.
+LATENCY_PHASES = ("latency", "latency_best")
 #: Phases run only when asked for by name.
 OPT_IN_PHASES = ("ab",)
 
@@ -148,19 +152,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.baseline = args.baseline.resolve()
         if not (args.baseline / "worker" / "__init__.py").is_file():
             parser.error(f"--baseline {args.baseline}: no worker package there")
-    if "latency" in args.phases and "worker" not in args.phases and not args.latency_rate:
-        parser.error("the latency phase needs the worker phase or --latency-rate")
+    latency = [p for p in args.phases if p in LATENCY_PHASES]
+    if latency and "worker" not in args.phases and not args.latency_rate:
+        parser.error(f"the {' and '.join(latency)} phase needs the worker phase or --latency-rate")
     if args.records < 100 or args.rounds < 1:
         parser.error("--records must be at least 100 and --rounds at least 1")
     return args
 
 
 def order_of(round_no: int, phases: list[str]) -> list[str]:
-    """Round ``round_no``'s order: the backlog phases rotated by ``round_no - 1``, then
-    latency (it needs the worker's rate)."""
-    backlog = [p for p in phases if p != "latency"]
+    """Round ``round_no``'s order: the backlog phases rotated by ``round_no - 1``, then the
+    latency phases (they need the worker's rate)."""
+    backlog = [p for p in phases if p not in LATENCY_PHASES]
     k = (round_no - 1) % len(backlog) if backlog else 0
-    return backlog[k:] + backlog[:k] + (["latency"] if "latency" in phases else [])
+    return backlog[k:] + backlog[:k] + [p for p in LATENCY_PHASES if p in phases]
 
 
 async def run_phase(
@@ -179,9 +184,10 @@ async def run_phase(
             result = await together_phase(sitting, round_no)
         elif name == "ab":
             result = await ab_phase(sitting, round_no, sitting.args.baseline)
-        elif name == "latency":
+        elif name in LATENCY_PHASES:
             rate = sitting.args.latency_rate or statistics.median(worker_rates) / 2
-            result = await latency_phase(sitting, round_no, rate)
+            contender = "worker" if name == "latency" else "best"
+            result = await latency_phase(sitting, round_no, rate, contender=contender)
         else:
             result = await pipe_phase(sitting, round_no, name)
     except (RuntimeError, TimeoutError, OSError) as exc:
@@ -271,6 +277,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     result["summary"] = summarise(result["by_round"])
     result["ratios"] = ratios(result["summary"], result["by_round"])
     result["latency"] = latency_summary(result["by_round"])
+    result["latency_best"] = latency_summary(result["by_round"], "latency_best")
     batches = [r["phases"].get("worker", {}).get("batches") for r in result["by_round"]]
     result["overhead"] = overhead(result["summary"], cost, batches)
     print_table(result)

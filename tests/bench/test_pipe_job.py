@@ -10,7 +10,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _contenders import _pipe_command
+from _contenders import pipe_command
 from _pipe_args import pipe_parser
 from _records import make_record
 from _workloads import WORKLOADS, apply_batch
@@ -48,14 +48,14 @@ def test_the_forward_phase_is_the_best_pipe_forwarding_bytes() -> None:
     assert "forward" in PHASES
     assert args.phases.index("forward") > args.phases.index("best")
 
-    class FakeSitting:  # only what _pipe_command reads
+    class FakeSitting:  # only what pipe_command reads
         bootstrap = "127.0.0.1:9092"
         input_topic = "in"
         workload = WORKLOADS["identity"]
 
     FakeSitting.args = args  # type: ignore[attr-defined]
-    forward, _ = _pipe_command(FakeSitting(), "forward", "g", "out")  # type: ignore[arg-type]
-    best, _ = _pipe_command(FakeSitting(), "best", "g", "out")  # type: ignore[arg-type]
+    forward, _ = pipe_command(FakeSitting(), "forward", "g", "out")  # type: ignore[arg-type]
+    best, _ = pipe_command(FakeSitting(), "best", "g", "out")  # type: ignore[arg-type]
 
     assert forward[-2:] == ["--pipelined", "--forward-bytes"]
     assert best[-1] == "--pipelined"
