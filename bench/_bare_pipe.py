@@ -112,14 +112,17 @@ async def bare_pipe(
 async def send_partition(
     producer: AIOKafkaProducer, topic: str, partition: int, outs: list[Output]
 ) -> list[asyncio.Future[Any]]:
-    """Send ``outs`` to ``topic``/``partition`` in as few record batches as fit."""
+    """Send ``outs`` to ``topic``/``partition`` in as few record batches as fit, each closed
+    before it is sent (as the worker does): aiokafka holds an open one for ``linger_ms``."""
     futures = []
     batch = producer.create_batch()
     for rec, value, headers in outs:
         if batch.append(key=rec.key, value=value, timestamp=None, headers=headers) is None:
+            batch.close()
             futures.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             batch.append(key=rec.key, value=value, timestamp=None, headers=headers)
+    batch.close()
     futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
 
