@@ -5,8 +5,8 @@ settings (idempotent, librdkafka's acks=all and linger 5 ms). With ``--workload 
 the decoded record is encoded again as it came, without calling the SDK's identity backend:
 called once per record (Quix Streams has no batch step) it would add the SDK's ~2 us per
 call, which the worker and the batched pipes pay once per batch. Other workloads run the
-worker's backend on each record. Run by
-``worker_throughput.py`` as a subprocess; it stops on SIGTERM.
+worker's backend on each record. Run by ``worker_throughput.py`` as a subprocess; it stops
+on SIGTERM.
 """
 
 from __future__ import annotations

@@ -10,27 +10,27 @@ backlog with its own consumer group; the order rotates by one each round so that
 contender always runs first (the latency phase, which needs the worker's rate, closes each
 round):
 
-==========  ===============================================================================
-worker      ``packflow-worker`` (subprocess, CLI), the workload's backend, at-least-once
-best        the best aiokafka pipe (``_bare_pipe.py --pipelined``: batch API, acks awaited
-            while the next batch is fetched, the worker's commit rule), doing the worker's
-            job: JSON decoded, the workload's backend, JSON encoded
-forward     the same pipe forwarding each value untouched (``--forward-bytes``): the
-            transport's ceiling, with no JSON and no backend
-bare        the plain aiokafka pipe (send, await every ack, commit, per fetch)
-confluent   a confluent-kafka (librdkafka) pipe with the worker's commit rule
-            (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
-quix        Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
-together    the worker and Quix Streams at once, CPU per message over the same window
-            (``bench/_together.py``: both meet the same machine)
-ab          the worker and the worker of ``--baseline`` (another source tree, e.g. a ``git
-            worktree`` of an earlier commit) at once, as ``together``: a change measured on
-            one machine (only with ``--baseline``; not in the default phases)
-perf        the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
-eos         the worker with ``--delivery exactly-once``
-latency     a caught-up worker fed at half the worker's records/s: p50/p99 ms
+============  =============================================================================
+worker        ``packflow-worker`` (subprocess, CLI), the workload's backend, at-least-once
+best          the best aiokafka pipe (``_bare_pipe.py --pipelined``: batch API, acks awaited
+              while the next batch is fetched, the worker's commit rule), doing the worker's
+              job: JSON decoded, the workload's backend, JSON encoded
+forward       the same pipe forwarding each value untouched (``--forward-bytes``): the
+              transport's ceiling, with no JSON and no backend
+bare          the plain aiokafka pipe (send, await every ack, commit, per fetch)
+confluent     a confluent-kafka (librdkafka) pipe with the worker's commit rule
+              (``_confluent_pipe.py``, venv ``bench/.venv-confluent``)
+quix          Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
+together      the worker and Quix Streams at once, CPU per message over the same window
+              (``bench/_together.py``: both meet the same machine)
+ab            the worker and the worker of ``--baseline`` (another source tree, e.g. a ``git
+              worktree`` of an earlier commit) at once, as ``together``: a change measured on
+              one machine (only with ``--baseline``; not in the default phases)
+perf          the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
+eos           the worker with ``--delivery exactly-once``
+latency       a caught-up worker fed at half the worker's records/s: p50/p99 ms
 latency_best  the best aiokafka pipe in the worker's place, at the same rate: a reference
-==========  ===============================================================================
+============  =============================================================================
 
 ``--workload`` picks the backend: ``identity``, ``numpy`` (the example anomaly scorer) or
 ``busy20us`` (~20 us of Python per record, calibrated here and handed to every contender);
