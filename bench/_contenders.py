@@ -124,6 +124,12 @@ def _pipe_argv(sitting: Sitting, group: str, out: str, input_topic: str | None) 
     ]
 
 
+#: The aiokafka pipes (``_bare_pipe.py``) and their flags.
+_AIOKAFKA_PIPES: dict[str, tuple[str, ...]] = {
+    "best": ("--pipelined",),
+    "forward": ("--pipelined", "--forward-bytes"),
+    "bare": (),
+}
 _VENV_PIPES = {
     "confluent": (CONFLUENT, "_confluent_pipe.py", "confluent-kafka"),
     "quix": (QUIX, "_quix_pipe.py", "quixstreams"),
@@ -156,10 +162,9 @@ def pipe_command(
     argv = _pipe_argv(sitting, group, out, input_topic)
     records = sitting.args.records if count is None else count
     count_args = ["--count", str(records), *batch_args(sitting)]
-    if kind in ("best", "forward", "bare"):
-        pipelined = {"best": ["--pipelined"], "forward": ["--pipelined", "--forward-bytes"]}
-        pipelined = pipelined.get(kind, [])
-        command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count_args, *pipelined]
+    if kind in _AIOKAFKA_PIPES:
+        flags = _AIOKAFKA_PIPES[kind]
+        command = [sys.executable, str(BENCH / "_bare_pipe.py"), *argv, *count_args, *flags]
         return command, f"aiokafka {main_version('aiokafka')}"
     venv, script, dist = _VENV_PIPES[kind]
     ensure_venv(kind)
@@ -167,6 +172,11 @@ def pipe_command(
     extra = [] if kind == "quix" else count_args
     command = [str(venv.python), str(BENCH / script), *argv, *extra]
     return command, f"{dist} {venv.version(dist)}"
+
+
+def pipe_child(command: list[str], log_path: Path) -> Child:
+    """Start a reference pipe's ``command`` (from :func:`pipe_command`) in bench/."""
+    return Child(command, cwd=BENCH, env=pipe_env(), log_path=log_path)
 
 
 async def pipe_phase(sitting: Sitting, round_no: int, kind: str) -> dict[str, Any]:
@@ -183,8 +193,7 @@ async def pipe_drain(
     out = await sitting.output_topic(sitting.topic(phase, round_no, "out"))
     try:
         command, library = pipe_command(sitting, kind, sitting.group(phase, round_no), out)
-        log_path = sitting.log_path(phase, round_no)
-        child = Child(command, cwd=BENCH, env=pipe_env(), log_path=log_path)
+        child = pipe_child(command, sitting.log_path(phase, round_no))
         try:
             result, dump = await measure_drain(sitting, phase, child, out)
         finally:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from _child import Child
 from _common import (
-    BENCH,
     create_topic,
     delete_topics,
     log,
@@ -33,21 +31,11 @@ from _common import (
     timed_inputs,
     wait_for_messages,
 )
-from _contenders import pipe_command, worker_args
+from _contenders import pipe_child, pipe_command, worker_args
 from _phase import Sitting, cpu_figures, deadline_for
-from _venvs import pipe_env
 from _worker_process import WorkerRun
 
 WARMUP_RECORDS = 200
-
-
-@dataclass
-class _Contender:
-    """What the phase starts on its topics: the worker, or the best pipe (``latency_best``)."""
-
-    start: Callable[[], Child]
-    stop: Callable[[], int]
-    log_tail: Callable[[], str]
 
 
 async def _topics(sitting: Sitting, phase: str, round_no: int) -> tuple[str, str, str]:
@@ -60,7 +48,8 @@ async def _topics(sitting: Sitting, phase: str, round_no: int) -> tuple[str, str
     return inp, out, dlq
 
 
-def _worker(sitting: Sitting, round_no: int, topics: tuple[str, str, str]) -> _Contender:
+def _worker(sitting: Sitting, round_no: int, topics: tuple[str, str, str]) -> Callable[[], Child]:
+    """How to start the worker on the phase's topics."""
     inp, out, dlq = topics
     worker = WorkerRun(
         sitting.bootstrap,
@@ -72,27 +61,17 @@ def _worker(sitting: Sitting, round_no: int, topics: tuple[str, str, str]) -> _C
         extra_args=worker_args(sitting),
         backend_args=sitting.workload.worker_args,
     )
-    return _Contender(worker.start, worker.stop, worker.log_tail)
+    return worker.start
 
 
 def _best_pipe(
     sitting: Sitting, round_no: int, topics: tuple[str, str, str], count: int
-) -> _Contender:
+) -> Callable[[], Child]:
+    """How to start the best pipe on the phase's topics, stopping after ``count`` records."""
     inp, out, _ = topics
     group = sitting.group("latbest", round_no)
     command, _ = pipe_command(sitting, "best", group, out, input_topic=inp, count=count)
-    log_path = sitting.log_path("latency_best", round_no)
-    children: list[Child] = []
-
-    def start() -> Child:
-        children.append(Child(command, cwd=BENCH, env=pipe_env(), log_path=log_path))
-        return children[0]
-
-    return _Contender(
-        start,
-        lambda: children[0].stop() if children else 0,
-        lambda: children[0].log_tail() if children else "",
-    )
+    return lambda: pipe_child(command, sitting.log_path("latency_best", round_no))
 
 
 async def latency_phase(
@@ -107,12 +86,12 @@ async def latency_phase(
     topics = await _topics(sitting, phase, round_no)
     inp, out, dlq = topics
     if contender == "worker":
-        runner = _worker(sitting, round_no, topics)
+        start = _worker(sitting, round_no, topics)
     else:
-        runner = _best_pipe(sitting, round_no, topics, WARMUP_RECORDS + count)
+        start = _best_pipe(sitting, round_no, topics, WARMUP_RECORDS + count)
     make, size = sitting.workload.make, args.record_bytes
     log(f"latency ({contender}): {count:,} records at {rate:,.0f}/s ...")
-    child = runner.start()
+    child = start()
     try:
         await produce_records(bootstrap, inp, WARMUP_RECORDS, record_bytes=size, make=make)
         await wait_for_messages(bootstrap, [out, dlq], WARMUP_RECORDS, 120, alive=child.alive)
@@ -129,10 +108,10 @@ async def latency_phase(
         )
         until = time.time()
     except (TimeoutError, RuntimeError) as exc:
-        raise RuntimeError(f"latency phase failed: {exc}\n{runner.log_tail()}") from exc
+        raise RuntimeError(f"latency phase failed: {exc}\n{child.log_tail()}") from exc
     finally:
         sitting.cpu.unwatch("latency")
-        code = runner.stop()
+        code = child.stop()
     inputs = await read_input_timestamps(bootstrap, inp)
     dump = await read_topic(bootstrap, out, with_sources=True)
     sent = timed_inputs(inputs, sent_at)

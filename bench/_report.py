@@ -48,6 +48,8 @@ RATIOS: list[tuple[str, str, str, str, str, Any]] = [
     ("eos_over_alo", "eos", "worker", "records_per_s", ">= 0.5", lambda v: v >= 0.5),
     ("worker_over_perf_consumer", "worker", "perf_consumer", "records_per_s", "-", None),
 ]
+#: The phases fed at a fixed rate (no backlog row; summed up by :func:`latency_summary`).
+LATENCY_PHASES = ("latency", "latency_best")
 COLUMNS = ("records_per_s", "process_cpu_s_per_1000", "broker_cpu_s_per_1000")
 
 
@@ -62,7 +64,7 @@ def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
         elif name in ("together", "ab") and isinstance(result.get("rows"), dict):
             for row_name, row in result["rows"].items():
                 rows[row_name] = {**row, "load_1min": result.get("load_1min")}
-        elif not name.startswith("latency") and isinstance(result, dict) and "error" not in result:
+        elif name not in LATENCY_PHASES and isinstance(result, dict) and "error" not in result:
             rows[name] = result
     return rows
 

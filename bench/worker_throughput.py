@@ -66,7 +66,7 @@ from _cpu import CpuSampler, broker_pid
 from _kafka_perf import perf_phase
 from _latency import latency_phase
 from _phase import Sitting, load_1min
-from _report import latency_summary, overhead, print_table, ratios, summarise
+from _report import LATENCY_PHASES, latency_summary, overhead, print_table, ratios, summarise
 from _together import ab_phase, together_phase
 from _workloads import WORKLOADS, Workload, backend_cost
 
@@ -88,8 +88,6 @@ PHASES = (
 )
 #: The worker's own defaults (``max_batch_size``), which the bench's follow.
 WORKER_DEFAULTS = WorkerSettings.model_construct()
-#: The phases fed at a fixed rate, which close every round.
-LATENCY_PHASES = ("latency", "latency_best")
 #: Phases run only when asked for by name.
 OPT_IN_PHASES = ("ab",)
 
