@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every phase")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="identity")
     parser.add_argument(
-        "--latency-seconds", type=float, default=20.0, help="cap on the latency run's length"
+        "--latency-seconds", type=float, default=20.0, help="the latency runs' length"
     )
     parser.add_argument(
         "--latency-rate",
