@@ -14,10 +14,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from aiokafka import TopicPartition
 
 __all__ = ["OffsetTracker"]
+
+
+def _is_head_of(offsets: list[int], pending: deque[int]) -> bool:
+    """True when ``offsets`` are exactly the first ``len(offsets)`` pending offsets."""
+    count = len(offsets)
+    return 0 < count <= len(pending) and list(islice(pending, count)) == offsets
 
 
 @dataclass(slots=True)
@@ -61,8 +68,17 @@ class OffsetTracker:
         state = self._parts.get(tp)
         if state is None or self.epoch(tp) != epoch:
             return
-        state.acked.update(offsets)
         pending, acked = state.pending, state.acked
+        if not acked and type(offsets) is list and _is_head_of(offsets, pending):
+            # The common case, a batch acknowledged in order: the same outcome as below.
+            if len(offsets) == len(pending):
+                pending.clear()
+            else:
+                for _ in range(len(offsets)):
+                    pending.popleft()
+            state.committable = offsets[-1] + 1
+            return
+        acked.update(offsets)
         while pending and pending[0] in acked:
             done = pending.popleft()
             acked.discard(done)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from aiokafka import TopicPartition
 from hypothesis import given
@@ -113,3 +115,39 @@ def test_acknowledging_together_with_a_stale_epoch_is_ignored():
     tracker.register(TP, [0, 1])
     tracker.ack_many(TP, [0, 1], epoch)
     assert tracker.to_commit() == {}
+
+
+@given(
+    offsets=st.lists(st.integers(0, 60), min_size=1, max_size=40, unique=True),
+    cuts=st.lists(st.integers(0, 40), max_size=6),
+    data=st.data(),
+)
+def test_acknowledging_whole_batches_moves_the_position_as_one_by_one(
+    offsets: list[int], cuts: list[int], data: st.DataObject
+) -> None:
+    registered = sorted(offsets)
+    bounds = sorted({0, len(registered), *(min(cut, len(registered)) for cut in cuts)})
+    batches = [registered[start:end] for start, end in itertools.pairwise(bounds)]
+    order = data.draw(st.permutations(range(len(batches))))  # in order, or settled out of order
+    one_by_one, together = OffsetTracker(), OffsetTracker()
+    for batch in batches:
+        epoch = one_by_one.register(TP, batch)
+        assert together.register(TP, batch) == epoch
+    for index in order:
+        for offset in batches[index]:
+            one_by_one.ack(TP, offset, epoch)
+        together.ack_many(TP, batches[index], epoch)
+        assert together.to_commit() == one_by_one.to_commit()
+
+
+def test_a_batch_acknowledged_before_an_earlier_one_waits_for_it():
+    tracker = OffsetTracker()
+    epoch = tracker.register(TP, [0, 1, 2])
+    tracker.register(TP, [3, 4])
+    tracker.ack_many(TP, [3, 4], epoch)
+    assert tracker.to_commit() == {}
+    tracker.ack_many(TP, [0, 1, 2], epoch)
+    assert tracker.to_commit() == {TP: 5}
+    tracker.register(TP, [5, 6])
+    tracker.ack_many(TP, [5, 6], epoch)
+    assert tracker.to_commit() == {TP: 7}
