@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import contextvars
 import dataclasses
+import itertools
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -293,10 +294,13 @@ class BatchRunner:
     async def _solve(
         self, idx: list[int], messages: Sequence[list[dict[str, Any]]], stats: BatchRun
     ) -> None:
-        idx = [i for i in idx if messages[i]]  # empty arrays need no backend call
-        if not idx:
-            return
-        records = [record for i in idx for record in messages[i]]
+        if len(idx) == len(messages) and all(messages):  # the whole batch, no empty array
+            records = list(itertools.chain.from_iterable(messages))
+        else:
+            idx = [i for i in idx if messages[i]]  # empty arrays need no backend call
+            if not idx:
+                return
+            records = [record for i in idx for record in messages[i]]
         failure: Failure
         record_index: int | None = None
         result, error, attempts = await self._attempt(records, stats)

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from packflow import InferenceBackend
 from worker.runner import BatchRunner, Failure
@@ -158,3 +160,13 @@ async def test_one_output_per_message_is_kept_whole_and_reads_as_per_message_res
         else:
             assert result == want
     assert run.one_each is None  # read as results once, it is results from then on
+
+
+@settings(max_examples=50, deadline=None)
+@given(sizes=st.lists(st.integers(0, 3), min_size=1, max_size=12))
+async def test_each_message_gets_the_outputs_of_its_own_records_from_one_call(sizes):
+    groups = [[{"m": m, "r": r} for r in range(size)] for m, size in enumerate(sizes)]
+    with ThreadPoolExecutor(1) as pool:
+        run = await BatchRunner(Poison(), pool).run(groups)
+    assert run.results == [[dict(record, ok=True) for record in group] for group in groups]
+    assert run.backend_calls == (1 if any(sizes) else 0)
