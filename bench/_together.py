@@ -1,8 +1,9 @@
-"""The ``together`` and ``ab`` phases: two contenders drain the backlog at the same time.
+"""The ``together``, ``together_best`` and ``ab`` phases: two contenders drain the backlog at
+the same time.
 
-``together`` runs the worker beside Quix Streams; ``ab`` runs the worker beside the worker of
-another source tree (``--baseline``: a ``git worktree`` of an earlier commit), to measure a
-change of the worker.
+``together`` runs the worker beside Quix Streams; ``together_best`` beside the best aiokafka
+pipe; ``ab`` beside the worker of another source tree (``--baseline``: a ``git worktree`` of
+an earlier commit), to measure a change of the worker.
 
 Run one after the other, two contenders meet different machines: on this 2-core machine
 the same command's CPU per message moves by up to 2x within a minute, so a ratio of two
@@ -26,6 +27,8 @@ from _phase import Sitting, cpu_figures
 
 #: The phase's rows, worker then Quix; each is also the name of its drain's CPU series.
 ROWS = ("together_worker", "together_quix")
+#: The ``together_best`` phase's rows: the worker, then the best aiokafka pipe.
+BEST_ROWS = ("together_best_worker", "together_best_pipe")
 #: The ``ab`` phase's rows: this tree's worker, then the baseline tree's.
 AB_ROWS = ("ab_worker", "ab_baseline")
 
@@ -53,6 +56,16 @@ async def together_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
         pipe_drain(sitting, round_no, "quix", ROWS[1]),
     )
     return side_by_side(sitting, ROWS, list(drains))
+
+
+async def together_best_phase(sitting: Sitting, round_no: int) -> dict[str, Any]:
+    """The worker and the best aiokafka pipe drain the backlog at once (see
+    :func:`side_by_side`)."""
+    drains = await asyncio.gather(
+        worker_drain(sitting, round_no, BEST_ROWS[0]),
+        pipe_drain(sitting, round_no, "best", BEST_ROWS[1]),
+    )
+    return side_by_side(sitting, BEST_ROWS, list(drains))
 
 
 async def ab_phase(sitting: Sitting, round_no: int, baseline: Path) -> dict[str, Any]:

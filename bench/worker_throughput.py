@@ -23,6 +23,7 @@ confluent     a confluent-kafka (librdkafka) pipe with the worker's commit rule
 quix          Quix Streams (``_quix_pipe.py``, venv ``bench/.venv-quix``)
 together      the worker and Quix Streams at once, CPU per message over the same window
               (``bench/_together.py``: both meet the same machine)
+together_best the worker and the best aiokafka pipe at once, as ``together``
 ab            the worker and the worker of ``--baseline`` (another source tree, e.g. a ``git
               worktree`` of an earlier commit) at once, as ``together``: a change measured on
               one machine (only with ``--baseline``; not in the default phases)
@@ -67,7 +68,7 @@ from _kafka_perf import perf_phase
 from _latency import latency_phase
 from _phase import Sitting, load_1min
 from _report import LATENCY_PHASES, latency_summary, overhead, print_table, ratios, summarise
-from _together import ab_phase, together_phase
+from _together import ab_phase, together_best_phase, together_phase
 from _workloads import WORKLOADS, Workload, backend_cost
 
 from worker.settings import WorkerSettings
@@ -81,6 +82,7 @@ PHASES = (
     "confluent",
     "quix",
     "together",
+    "together_best",
     "perf",
     "eos",
     "latency",
@@ -180,6 +182,8 @@ async def run_phase(
             result = await perf_phase(sitting, round_no)
         elif name == "together":
             result = await together_phase(sitting, round_no)
+        elif name == "together_best":
+            result = await together_best_phase(sitting, round_no)
         elif name == "ab":
             result = await ab_phase(sitting, round_no, sitting.args.baseline)
         elif name in LATENCY_PHASES:

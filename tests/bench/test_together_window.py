@@ -48,3 +48,25 @@ def test_the_together_rows_give_their_own_cpu_ratio() -> None:
     assert found["per_round"] == [0.6, 0.833]
     assert found["value"] == round(0.0135 / 0.019, 3)
     assert found["met"] is False
+
+
+def test_the_together_best_rows_give_the_workers_messages_per_cpu_over_the_pipes() -> None:
+    def together_best(worker_cpu: float, pipe_cpu: float) -> dict[str, object]:
+        rows = {
+            "together_best_worker": {"records_per_s": 40_000, "process_cpu_s_per_1000": worker_cpu},
+            "together_best_pipe": {"records_per_s": 45_000, "process_cpu_s_per_1000": pipe_cpu},
+        }
+        return {"window_s": 3.0, "rows": rows, "load_1min": [1.0, 1.2]}
+
+    rounds = [
+        {"round": 1, "phases": {"together_best": together_best(0.012, 0.0108)}},
+        {"round": 2, "phases": {"together_best": together_best(0.010, 0.0095)}},
+    ]
+
+    summary = summarise(rounds)
+    found = ratios(summary, rounds)["worker_over_best_per_cpu_together"]
+
+    assert summary["together_best_pipe"]["process_cpu_s_per_1000_by_round"] == [0.0108, 0.0095]
+    assert found["per_round"] == [0.9, 0.95]  # the pipe's CPU per message over the worker's
+    assert found["value"] == round(0.01015 / 0.011, 3)
+    assert found["met"] is True
