@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from _common import TopicDump
@@ -28,45 +30,58 @@ def test_no_window_when_the_contenders_never_wrote_at_the_same_time() -> None:
     assert common_window([TopicDump([1_000, 2_000]), TopicDump([1_500])]) is None
 
 
-def test_the_together_rows_give_their_own_cpu_ratio() -> None:
-    def together(worker_cpu: float, quix_cpu: float) -> dict[str, object]:
-        rows = {
-            "together_worker": {"records_per_s": 50_000, "process_cpu_s_per_1000": worker_cpu},
-            "together_quix": {"records_per_s": 48_000, "process_cpu_s_per_1000": quix_cpu},
-        }
-        return {"window_s": 3.0, "rows": rows, "load_1min": [1.0, 1.2]}
+def side_by_side_round(round_no: int, phase: str, cpus: dict[str, float]) -> dict[str, object]:
+    """One round of a phase run at once (``together``, ``together_best``): its rows' CPU."""
+    rows = {
+        name: {"records_per_s": 40_000, "process_cpu_s_per_1000": cpu} for name, cpu in cpus.items()
+    }
+    result = {"window_s": 3.0, "rows": rows, "load_1min": [1.0, 1.2]}
+    return {"round": round_no, "phases": {phase: result}}
 
-    rounds = [
-        {"round": 1, "phases": {"together": together(0.012, 0.020)}},
-        {"round": 2, "phases": {"together": together(0.015, 0.018)}},
-    ]
+
+@pytest.mark.parametrize(
+    ("phase", "ratio", "rounds_cpu", "per_round", "value", "met"),
+    [
+        (
+            "together",
+            "worker_cpu_over_quix_cpu_together",  # the worker's CPU over Quix's
+            [
+                {"together_worker": 0.012, "together_quix": 0.020},
+                {"together_worker": 0.015, "together_quix": 0.018},
+            ],
+            [0.6, 0.833],
+            round(0.0135 / 0.019, 3),
+            False,
+        ),
+        (
+            "together_best",
+            "worker_over_best_per_cpu_together",  # the pipe's CPU over the worker's
+            [
+                {"together_best_worker": 0.012, "together_best_pipe": 0.0108},
+                {"together_best_worker": 0.010, "together_best_pipe": 0.0095},
+            ],
+            [0.9, 0.95],
+            round(0.01015 / 0.011, 3),
+            True,
+        ),
+    ],
+)
+def test_a_side_by_side_phase_gives_its_ratio_from_its_own_rows(
+    phase: str,
+    ratio: str,
+    rounds_cpu: list[dict[str, float]],
+    per_round: list[float],
+    value: float,
+    met: bool,
+) -> None:
+    rounds = [side_by_side_round(i, phase, cpus) for i, cpus in enumerate(rounds_cpu, 1)]
 
     summary = summarise(rounds)
-    found = ratios(summary, rounds)["worker_cpu_over_quix_cpu_together"]
+    found = ratios(summary, rounds)[ratio]
 
-    assert summary["together_worker"]["process_cpu_s_per_1000_by_round"] == [0.012, 0.015]
-    assert found["per_round"] == [0.6, 0.833]
-    assert found["value"] == round(0.0135 / 0.019, 3)
-    assert found["met"] is False
-
-
-def test_the_together_best_rows_give_the_workers_messages_per_cpu_over_the_pipes() -> None:
-    def together_best(worker_cpu: float, pipe_cpu: float) -> dict[str, object]:
-        rows = {
-            "together_best_worker": {"records_per_s": 40_000, "process_cpu_s_per_1000": worker_cpu},
-            "together_best_pipe": {"records_per_s": 45_000, "process_cpu_s_per_1000": pipe_cpu},
-        }
-        return {"window_s": 3.0, "rows": rows, "load_1min": [1.0, 1.2]}
-
-    rounds = [
-        {"round": 1, "phases": {"together_best": together_best(0.012, 0.0108)}},
-        {"round": 2, "phases": {"together_best": together_best(0.010, 0.0095)}},
-    ]
-
-    summary = summarise(rounds)
-    found = ratios(summary, rounds)["worker_over_best_per_cpu_together"]
-
-    assert summary["together_best_pipe"]["process_cpu_s_per_1000_by_round"] == [0.0108, 0.0095]
-    assert found["per_round"] == [0.9, 0.95]  # the pipe's CPU per message over the worker's
-    assert found["value"] == round(0.01015 / 0.011, 3)
-    assert found["met"] is True
+    for name in rounds_cpu[0]:
+        by_round = [cpus[name] for cpus in rounds_cpu]
+        assert summary[name]["process_cpu_s_per_1000_by_round"] == by_round
+    assert found["per_round"] == per_round
+    assert found["value"] == value
+    assert found["met"] is met
