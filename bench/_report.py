@@ -72,7 +72,7 @@ def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for tool in ("producer", "consumer"):
                 if isinstance(result.get(tool), dict):
                     rows[f"perf_{tool}"] = {**result[tool], "load_1min": result.get("load_1min")}
-        elif name in ("together", "together_best", "ab") and isinstance(result.get("rows"), dict):
+        elif isinstance(result.get("rows"), dict):  # together, together_best, ab: run at once
             for row_name, row in result["rows"].items():
                 rows[row_name] = {**row, "load_1min": result.get("load_1min")}
         elif name not in LATENCY_PHASES and isinstance(result, dict) and "error" not in result:
