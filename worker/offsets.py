@@ -71,11 +71,8 @@ class OffsetTracker:
         pending, acked = state.pending, state.acked
         if not acked and type(offsets) is list and _is_head_of(offsets, pending):
             # The common case, a batch acknowledged in order: the same outcome as below.
-            if len(offsets) == len(pending):
-                pending.clear()
-            else:
-                for _ in range(len(offsets)):
-                    pending.popleft()
+            for _ in range(len(offsets)):
+                pending.popleft()
             state.committable = offsets[-1] + 1
             return
         acked.update(offsets)
