@@ -40,38 +40,44 @@ def side_by_side_round(round_no: int, phase: str, cpus: dict[str, float]) -> dic
 
 
 @pytest.mark.parametrize(
-    ("phase", "ratio", "rounds_cpu", "per_round", "value", "met"),
+    ("phase", "ratio", "rounds_cpu", "per_round", "value", "of_medians", "met"),
     [
         (
             "together",
             "worker_cpu_over_quix_cpu_together",  # the worker's CPU over Quix's
             [
                 {"together_worker": 0.012, "together_quix": 0.020},
-                {"together_worker": 0.015, "together_quix": 0.018},
+                # A slow round: both contenders at twice the CPU per message.
+                {"together_worker": 0.026, "together_quix": 0.040},
+                {"together_worker": 0.014, "together_quix": 0.016},
             ],
-            [0.6, 0.833],
-            round(0.0135 / 0.019, 3),
-            False,
+            [0.6, 0.65, 0.875],
+            0.65,
+            round(0.014 / 0.020, 3),  # the medians come from different rounds
+            True,
         ),
         (
             "together_best",
             "worker_over_best_per_cpu_together",  # the pipe's CPU over the worker's
             [
-                {"together_best_worker": 0.012, "together_best_pipe": 0.0108},
-                {"together_best_worker": 0.010, "together_best_pipe": 0.0095},
+                {"together_best_worker": 0.012, "together_best_pipe": 0.0114},
+                {"together_best_worker": 0.024, "together_best_pipe": 0.0216},
+                {"together_best_worker": 0.010, "together_best_pipe": 0.0080},
             ],
-            [0.9, 0.95],
-            round(0.01015 / 0.011, 3),
+            [0.95, 0.9, 0.8],
+            0.9,
+            round(0.0114 / 0.012, 3),
             True,
         ),
     ],
 )
-def test_a_side_by_side_phase_gives_its_ratio_from_its_own_rows(
+def test_a_side_by_side_ratio_is_the_median_of_its_same_window_pairs(
     phase: str,
     ratio: str,
     rounds_cpu: list[dict[str, float]],
     per_round: list[float],
     value: float,
+    of_medians: float,
     met: bool,
 ) -> None:
     rounds = [side_by_side_round(i, phase, cpus) for i, cpus in enumerate(rounds_cpu, 1)]
@@ -84,4 +90,25 @@ def test_a_side_by_side_phase_gives_its_ratio_from_its_own_rows(
         assert summary[name]["process_cpu_s_per_1000_by_round"] == by_round
     assert found["per_round"] == per_round
     assert found["value"] == value
+    assert found["statistic"] == "median of same-window pairs"
+    assert found["ratio_of_medians"] == of_medians
     assert found["met"] is met
+
+
+def test_a_ratio_of_phases_run_one_after_the_other_is_the_ratio_of_their_medians() -> None:
+    def drain(records_per_s: int) -> dict[str, object]:
+        return {"records_per_s": records_per_s, "process_cpu_s_per_1000": 0.012}
+
+    speeds = [(40_000, 50_000), (30_000, 60_000), (45_000, 40_000)]
+    rounds = [
+        {"round": i, "phases": {"worker": drain(w), "best": drain(b)}}
+        for i, (w, b) in enumerate(speeds, 1)
+    ]
+
+    found = ratios(summarise(rounds), rounds)["worker_over_best"]
+
+    assert found["per_round"] == [0.8, 0.5, 1.125]
+    assert found["value"] == round(40_000 / 50_000, 3)
+    assert found["statistic"] == "ratio of medians"
+    assert "ratio_of_medians" not in found
+    assert found["met"] is False
