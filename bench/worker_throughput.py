@@ -38,13 +38,16 @@ latency_best  the best aiokafka pipe in the worker's place, at the same rate: a 
 the pipes run the same backend (``bench/_workloads.py``). Every phase reports records/s,
 its process's CPU seconds per 1,000 messages and the broker's CPU (``bench/_phase.py``);
 the summary holds the issue's ratios and the worker's CPU per message beyond the backend's
-own time. Progress and the summary table go to stderr, the JSON result to stdout (also
-saved to bench/results/). Nothing here asserts a time.
+own time. Beside the load average the result records what waking a thread costs on this
+machine (``bench/_wakeups.py``), the price of the worker's executor hop. Progress and the
+summary table go to stderr, the JSON result to stdout (also saved to bench/results/).
+Nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -69,6 +72,7 @@ from _latency import latency_phase
 from _phase import Sitting, load_1min
 from _report import LATENCY_PHASES, latency_summary, overhead, print_table, ratios, summarise
 from _together import ab_phase, together_best_phase, together_phase
+from _wakeups import wake_costs
 from _workloads import WORKLOADS, Workload, backend_cost
 
 from worker.settings import WorkerSettings
@@ -256,6 +260,11 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     sample = [workload.make(i, args.record_bytes) for i in range(min(args.records, 20_000))]
     cost = backend_cost(workload, sample, args.max_batch_size)
     log(f"backend alone: {cost['cpu_us_per_record']} us CPU per record (in this process)")
+    wakes = await asyncio.to_thread(wake_costs)
+    log(
+        f"waking a thread: {wakes['thread_round_trip']['cpu_us']} us CPU per round trip, "
+        f"an executor hop {wakes['executor_hop']['cpu_us']} us"
+    )
     pid = broker_pid(bootstrap)
     result: dict[str, Any] = {
         "bench": "worker_throughput",
@@ -267,6 +276,7 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "backlog_produce_rate_per_s": round(args.records / seconds),
         "backend_cost": cost,
+        "wake_costs": wakes,
         "broker_pid": pid,
         **({"busy20us": busy} if busy else {}),
     }
