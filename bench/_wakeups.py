@@ -7,7 +7,10 @@ CPU; in a small VM every wake of a sleeping vCPU can trap to the hypervisor and 
 The bench records both figures beside the load average, so a sitting's per-batch costs can
 be read against the machine it ran on:
 
-* ``thread_round_trip``: two threads hand one item to and fro over ``queue.SimpleQueue``;
+* ``thread_round_trip``: two threads hand one item to and fro over ``queue.SimpleQueue``,
+  wherever the scheduler puts them; on Linux with two CPUs or more also ``same_cpu`` (both
+  pinned to one CPU: a wake is a local switch) and ``other_cpu`` (pinned to two: a wake
+  crosses to the other CPU, which a VM may pay for with an exit to its hypervisor);
 * ``executor_hop``: ``loop.run_in_executor`` of a no-op on a one-thread pool, awaited, on
   the loop the worker takes (``worker.event_loop``, ``auto``): the worker's hop without
   the backend.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import queue
 import threading
 import time
@@ -31,15 +35,24 @@ def _per_trip(cpu: float, wall: float, trips: int) -> dict[str, float]:
     return {"cpu_us": round(cpu / trips * 1e6, 1), "wall_us": round(wall / trips * 1e6, 1)}
 
 
-def thread_round_trip(trips: int) -> dict[str, float]:
-    """CPU and wall microseconds per round trip between two threads."""
+def _pin(cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(threading.get_native_id(), {cpu})
+
+
+def thread_round_trip(trips: int, cpus: tuple[int, int] | None = None) -> dict[str, float]:
+    """CPU and wall microseconds per round trip between two threads; with ``cpus``, the
+    calling thread runs on the first (and stays there) and the echoing one on the second."""
     there: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     back: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def echo() -> None:
+        _pin(None if cpus is None else cpus[1])
         while (item := there.get()) is not None:
             back.put(item)
 
+    allowed = os.sched_getaffinity(0) if cpus is not None else None
+    _pin(None if cpus is None else cpus[0])
     thread = threading.Thread(target=echo, name="pf-bench-echo")
     thread.start()
     try:
@@ -51,6 +64,8 @@ def thread_round_trip(trips: int) -> dict[str, float]:
     finally:
         there.put(None)
         thread.join()
+        if allowed is not None:
+            os.sched_setaffinity(0, allowed)
     return _per_trip(cpu, wall, trips)
 
 
@@ -71,5 +86,13 @@ def executor_hop(trips: int) -> dict[str, float]:
 
 
 def wake_costs(trips: int = 2000) -> dict[str, Any]:
-    """Both figures (see the module docstring); call it from a thread with no running loop."""
-    return {"thread_round_trip": thread_round_trip(trips), "executor_hop": executor_hop(trips)}
+    """The figures of the module docstring; call it with no running loop in the calling
+    thread (the bench: ``asyncio.to_thread``). The pinned round trips put that thread's
+    CPUs back as they were before the executor hop is timed."""
+    costs: dict[str, Any] = {"thread_round_trip": thread_round_trip(trips)}
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+    if len(allowed) >= 2:
+        costs["same_cpu"] = thread_round_trip(trips, (allowed[0], allowed[0]))
+        costs["other_cpu"] = thread_round_trip(trips, (allowed[0], allowed[1]))
+    costs["executor_hop"] = executor_hop(trips)
+    return costs

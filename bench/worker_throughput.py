@@ -261,9 +261,14 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     cost = backend_cost(workload, sample, args.max_batch_size)
     log(f"backend alone: {cost['cpu_us_per_record']} us CPU per record (in this process)")
     wakes = await asyncio.to_thread(wake_costs)
+    pinned = "".join(
+        f", {where.replace('_', ' ')} {wakes[where]['cpu_us']}"
+        for where in ("same_cpu", "other_cpu")
+        if where in wakes
+    )
     log(
-        f"waking a thread: {wakes['thread_round_trip']['cpu_us']} us CPU per round trip, "
-        f"an executor hop {wakes['executor_hop']['cpu_us']} us"
+        f"waking a thread: {wakes['thread_round_trip']['cpu_us']} us CPU per round trip"
+        f"{pinned}; an executor hop {wakes['executor_hop']['cpu_us']} us"
     )
     pid = broker_pid(bootstrap)
     result: dict[str, Any] = {
