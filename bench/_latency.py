@@ -7,17 +7,20 @@ producer's ``send`` time, in ms rounded to 0.1: p50/p90/p99/max over the whole r
 over the run after its first second (steady state, reported beside the whole run, never
 instead of it). The input topic keeps LogAppendTime too, which splits that latency in two:
 to the input (the load generator's client, the broker) and through the worker (input
-append to output append). The ``latency_best`` phase runs the best aiokafka pipe
+append to output append), and ``broker_gc`` the broker's collections and pause time
+in the run (``bench/_broker_gc.py``). The ``latency_best`` phase runs the best aiokafka pipe
 (``_bare_pipe.py --pipelined``, the worker's batch options) in the worker's place at the
 same rate, on its own topics: what the machine, the broker and the client allow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
+from _broker_gc import pauses_between, read_gc
 from _child import Child
 from _common import (
     create_topic,
@@ -98,6 +101,8 @@ async def latency_phase(
         await produce_records(bootstrap, inp, WARMUP_RECORDS, record_bytes=size, make=make)
         await wait_for_messages(bootstrap, [out, dlq], WARMUP_RECORDS, 120, alive=child.alive)
         sitting.cpu.watch("latency", child.pid)
+        broker = sitting.cpu.pids.get("broker")
+        gc_before = await asyncio.to_thread(read_gc, broker)
         since = time.time()
         self_cpu0 = time.process_time()
         sent_at: list[list[float]] = [[] for _ in range(args.partitions)]
@@ -109,6 +114,7 @@ async def latency_phase(
             bootstrap, [out, dlq], WARMUP_RECORDS + count, deadline_for(count), alive=child.alive
         )
         until = time.time()
+        gc_after = await asyncio.to_thread(read_gc, broker)
     except (TimeoutError, RuntimeError) as exc:
         raise RuntimeError(f"latency phase failed: {exc}\n{child.log_tail()}") from exc
     finally:
@@ -136,6 +142,7 @@ async def latency_phase(
             "load_generator": round(self_cpu / busy, 2),
         },
         **cpu_figures(sitting.cpu, "latency", since, until, count),
+        "broker_gc": pauses_between(gc_before, gc_after, busy),
     }
     log(
         f"latency at {achieved:,.0f}/s: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms "
@@ -143,6 +150,14 @@ async def latency_phase(
         f"p99 {steady.get('p99_ms')} ms; p99 to the input "
         f"{parts['to_input'].get('p99_ms')} ms, through the {contender} "
         f"{parts['through_worker'].get('p99_ms')} ms; "
-        f"{contender} {result['cpu_cores_used'][contender]} cores)"
+        f"{contender} {result['cpu_cores_used'][contender]} cores; broker GC "
+        f"{_pauses(result['broker_gc'])})"
     )
     return result
+
+
+def _pauses(gc: dict[str, Any] | None) -> str:
+    """The broker's pauses in a run, as the progress line says them."""
+    if gc is None:
+        return "not read"
+    return f"{gc['pause_ms']} ms in {gc['collections']} collections"

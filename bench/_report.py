@@ -126,6 +126,7 @@ def latency_summary(rounds: list[dict[str, Any]], phase: str = "latency") -> dic
         "p99_ms_by_round": [r["latency"].get("p99_ms") for r in runs],
         "p99_ms_through_worker_by_round": [r["latency_through_worker"].get("p99_ms") for r in runs],
         "p99_ms_to_input_by_round": [r["latency_to_input"].get("p99_ms") for r in runs],
+        "broker_gc_pause_ms_by_round": [(r.get("broker_gc") or {}).get("pause_ms") for r in runs],
         "target": "p99 < 50 ms" if phase == "latency" else "-",
         "met": None if p99 is None or phase != "latency" else p99 < 50.0,
     }
@@ -228,7 +229,8 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"  p99 by round {lat['p99_ms_by_round']}; of it, to the input "
             f"{lat['p99_ms_to_input_by_round']} and through the {who} "
-            f"{lat['p99_ms_through_worker_by_round']}",
+            f"{lat['p99_ms_through_worker_by_round']}; broker GC pauses (ms) "
+            f"{lat['broker_gc_pause_ms_by_round']}",
             file=out,
         )
     for name, ratio in result["ratios"].items():
