@@ -70,6 +70,12 @@ LATENCY_PHASES = ("latency", "latency_best")
 COLUMNS = ("records_per_s", "process_cpu_s_per_1000", "broker_cpu_s_per_1000")
 
 
+def _rows_run_at_once(result: Any) -> dict[str, Any] | None:
+    """The rows of a phase whose contenders ran at once (together, together_best, ab)."""
+    rows = result.get("rows") if isinstance(result, dict) else None
+    return rows if isinstance(rows, dict) else None
+
+
 def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One round's phase results as table rows (``perf`` split into its two tools)."""
     rows = {}
@@ -78,8 +84,8 @@ def _rows_of_round(phases: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for tool in ("producer", "consumer"):
                 if isinstance(result.get(tool), dict):
                     rows[f"perf_{tool}"] = {**result[tool], "load_1min": result.get("load_1min")}
-        elif isinstance(result.get("rows"), dict):  # together, together_best, ab: run at once
-            for row_name, row in result["rows"].items():
+        elif (at_once := _rows_run_at_once(result)) is not None:
+            for row_name, row in at_once.items():
                 rows[row_name] = {**row, "load_1min": result.get("load_1min")}
         elif name not in LATENCY_PHASES and isinstance(result, dict) and "error" not in result:
             rows[name] = result
@@ -133,13 +139,12 @@ def latency_summary(rounds: list[dict[str, Any]], phase: str = "latency") -> dic
 
 
 def _side_by_side_rows(rounds: list[dict[str, Any]]) -> set[str]:
-    """The rows that come from phases run at once (their results carry ``rows``)."""
+    """The rows that come from phases run at once."""
     return {
         row
         for rnd in rounds
         for result in rnd["phases"].values()
-        if isinstance(result, dict) and isinstance(result.get("rows"), dict)
-        for row in result["rows"]
+        for row in _rows_run_at_once(result) or ()
     }
 
 
@@ -148,14 +153,14 @@ def ratios(summary: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, A
     where a phase is missing); see the module docstring for which statistic each one is."""
     found: dict[str, Any] = {}
     together = _side_by_side_rows(rounds)
+    by_round = [_rows_of_round(rnd["phases"]) for rnd in rounds]
     for name, top, bottom, column, target, test in RATIOS:
         a, b = summary.get(top, {}).get(column), summary.get(bottom, {}).get(column)
         if not a or not b:
             continue
         of_medians = round(a / b, 3)
         pairs = []
-        for rnd in rounds:
-            rows = _rows_of_round(rnd["phases"])
+        for rows in by_round:
             x, y = rows.get(top, {}).get(column), rows.get(bottom, {}).get(column)
             if x and y:
                 pairs.append(round(x / y, 3))
